@@ -1,0 +1,1 @@
+"""Optimisation models of the DTASM problem (per-step MILP, knapsack, multi-step bound)."""
