@@ -102,7 +102,9 @@ def generate_system(rng: np.random.Generator, scenario: Scenario):
     return servers, apps, popularity
 
 
-def generate_stream(scenario: Scenario, seed: int, steps: int = 1, name: str | None = None) -> Stream:
+def generate_stream(
+    scenario: Scenario, seed: int, steps: int = 1, name: str | None = None
+) -> Stream:
     """A stream of ``steps`` exogenous steps; initial servers are the users' step-0 RANs."""
     if steps < 1:
         raise InputError(f"steps: {steps} is invalid, must be >= 1")
@@ -129,12 +131,23 @@ def generate_stream(scenario: Scenario, seed: int, steps: int = 1, name: str | N
         for key in ("task_bits", "result_bits", "context_bits", "cycles_per_bit"):
             cols[key].append(_uniform(srng, key, u))
     arrays = {k: np.stack(v) for k, v in cols.items()}
-    meta = {"generator": "dtasm_opt.generator", "seed": int(seed), "steps": int(steps),
-            **asdict(scenario), "ran_popularity": popularity.tolist()}
+    meta = {
+        "generator": "dtasm_opt.generator",
+        "seed": int(seed),
+        "steps": int(steps),
+        **asdict(scenario),
+        "ran_popularity": popularity.tolist(),
+    }
     return Stream(
-        servers=servers, apps=apps, app=app, latency_limit_s=tau,
-        initial_server=arrays["ran"][0], **arrays, xi_s=scenario.xi_s,
-        name=name or f"u{u}-h{scenario.servers}-s{seed}", meta=meta,
+        servers=servers,
+        apps=apps,
+        app=app,
+        latency_limit_s=tau,
+        initial_server=arrays["ran"][0],
+        **arrays,
+        xi_s=scenario.xi_s,
+        name=name or f"u{u}-h{scenario.servers}-s{seed}",
+        meta=meta,
     )
 
 

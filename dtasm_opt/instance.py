@@ -46,8 +46,14 @@ class Servers:
         fx.nonneg(dl, w + "delay_s")
         fx.positive(cbw, w + "cloud_bandwidth_bps")
         fx.nonneg(cdl, w + "cloud_delay_s")
-        _set(self, capacity_hz=cap, bandwidth_bps=bw, delay_s=dl,
-             cloud_bandwidth_bps=cbw, cloud_delay_s=cdl)
+        _set(
+            self,
+            capacity_hz=cap,
+            bandwidth_bps=bw,
+            delay_s=dl,
+            cloud_bandwidth_bps=cbw,
+            cloud_delay_s=cdl,
+        )
 
     @property
     def n_servers(self) -> int:
@@ -79,8 +85,14 @@ class Apps:
         fx.nonneg(rs, w + "suspend_cycles_per_bit")
         fx.nonneg(rr, w + "resume_cycles_per_bit")
         fx.nonneg(dsf, w + "sf_prepare_s")
-        _set(self, sf_capacity_hz=psf, checkpoint_share=beta, suspend_cycles_per_bit=rs,
-             resume_cycles_per_bit=rr, sf_prepare_s=dsf)
+        _set(
+            self,
+            sf_capacity_hz=psf,
+            checkpoint_share=beta,
+            suspend_cycles_per_bit=rs,
+            resume_cycles_per_bit=rr,
+            sf_prepare_s=dsf,
+        )
 
     @property
     def n_apps(self) -> int:
@@ -105,8 +117,13 @@ class Users:
         app = fx.as_array(self.app, w + "app", "int", [None])
         u = app.shape[0]
         arrays = {"app": app}
-        for name in ("latency_limit_s", "task_bits", "result_bits", "context_bits",
-                     "cycles_per_bit"):
+        for name in (
+            "latency_limit_s",
+            "task_bits",
+            "result_bits",
+            "context_bits",
+            "cycles_per_bit",
+        ):
             arrays[name] = fx.as_array(getattr(self, name), w + name, "float", [u])
             fx.nonneg(arrays[name], w + name)
         fx.positive(arrays["latency_limit_s"], w + "latency_limit_s")

@@ -80,9 +80,7 @@ def _factory(name: str) -> Callable[[str, MethodSettings], Method]:
     if target is None and ":" in name:
         target = _PREFIXED.get(name.split(":", 1)[0])
     if target is None:
-        raise InputError(
-            f"unknown method {name!r}; available: {', '.join(available_methods())}"
-        )
+        raise InputError(f"unknown method {name!r}; available: {', '.join(available_methods())}")
     module, attr = target.split(":")
     try:
         mod = importlib.import_module(module)

@@ -16,7 +16,10 @@ from dtasm_opt.instance import Apps, Instance, Servers
 
 
 def comm_latency_s(
-    ran: np.ndarray, dst: np.ndarray, task_bits: np.ndarray, result_bits: np.ndarray,
+    ran: np.ndarray,
+    dst: np.ndarray,
+    task_bits: np.ndarray,
+    result_bits: np.ndarray,
     servers: Servers,
 ) -> np.ndarray:
     """Communication latency, eq. (9): 0 if y == h, else (Vt + Vr) / B[y, h] + 2 delta[y, h].
@@ -31,7 +34,9 @@ def comm_latency_s(
 
 
 def required_capacity_hz(
-    cycles_per_bit: np.ndarray, task_bits: np.ndarray, latency_limit_s: np.ndarray,
+    cycles_per_bit: np.ndarray,
+    task_bits: np.ndarray,
+    latency_limit_s: np.ndarray,
     comm_s: np.ndarray,
 ) -> np.ndarray:
     """Required computing capacity, eq. (12): kappa Vt / (tau - dc); +inf where dc >= tau."""
@@ -41,8 +46,9 @@ def required_capacity_hz(
     return np.where(comm_s >= latency_limit_s, np.inf, prc)
 
 
-def suspend_s(context_bits: np.ndarray, app: np.ndarray, src: np.ndarray, apps: Apps,
-              cloud: int) -> np.ndarray:
+def suspend_s(
+    context_bits: np.ndarray, app: np.ndarray, src: np.ndarray, apps: Apps, cloud: int
+) -> np.ndarray:
     """SI suspend time, eq. (4): Vm rho_s / (beta Psf) of the user's kind; 0 on the cloud."""
     t = (context_bits * apps.suspend_cycles_per_bit[app]) / (
         apps.checkpoint_share[app] * apps.sf_capacity_hz[app]
@@ -50,8 +56,9 @@ def suspend_s(context_bits: np.ndarray, app: np.ndarray, src: np.ndarray, apps: 
     return np.where(src == cloud, 0.0, t)
 
 
-def resume_s(context_bits: np.ndarray, app: np.ndarray, dst: np.ndarray, apps: Apps,
-             cloud: int) -> np.ndarray:
+def resume_s(
+    context_bits: np.ndarray, app: np.ndarray, dst: np.ndarray, apps: Apps, cloud: int
+) -> np.ndarray:
     """SI resume time, eq. (5): Vm rho_r / (beta Psf) of the user's kind; 0 on the cloud."""
     t = (context_bits * apps.resume_cycles_per_bit[app]) / (
         apps.checkpoint_share[app] * apps.sf_capacity_hz[app]
@@ -59,8 +66,9 @@ def resume_s(context_bits: np.ndarray, app: np.ndarray, dst: np.ndarray, apps: A
     return np.where(dst == cloud, 0.0, t)
 
 
-def sync_s(context_bits: np.ndarray, src: np.ndarray, dst: np.ndarray,
-           servers: Servers) -> np.ndarray:
+def sync_s(
+    context_bits: np.ndarray, src: np.ndarray, dst: np.ndarray, servers: Servers
+) -> np.ndarray:
     """State-context synchronisation time, eq. (6), from server ``src`` to ``dst``.
 
     Between ESs i != j: Vm / B[i, j] + delta[i, j]; with the cloud at either end:
@@ -98,8 +106,9 @@ def migration_downtime_s(
     return (suspend + np.maximum(sync, prepare)) + resume
 
 
-def failed_downtime_s(suspend: np.ndarray, sync_to: np.ndarray,
-                      sync_to_cloud: np.ndarray) -> np.ndarray:
+def failed_downtime_s(
+    suspend: np.ndarray, sync_to: np.ndarray, sync_to_cloud: np.ndarray
+) -> np.ndarray:
     """Downtime of a failed migration re-forwarded to the cloud, eq. (8): ds + dsy + dsy_c."""
     return suspend + sync_to + sync_to_cloud
 
@@ -127,8 +136,9 @@ def target_physics(inst: Instance, dst: np.ndarray) -> TargetPhysics:
     col = (lambda a: a[:, None]) if dst.ndim == 2 else (lambda a: a)
     es_dst = np.where(dst == cloud, 0, dst)  # cloud targets get ES 0's numbers, masked by users
     comm = comm_latency_s(col(u.ran), es_dst, col(u.task_bits), col(u.result_bits), inst.servers)
-    prc = required_capacity_hz(col(u.cycles_per_bit), col(u.task_bits),
-                               col(u.latency_limit_s), comm)
+    prc = required_capacity_hz(
+        col(u.cycles_per_bit), col(u.task_bits), col(u.latency_limit_s), comm
+    )
     ds = suspend_s(u.context_bits, u.app, s, apps, cloud)
     sync = sync_s(col(u.context_bits), col(s), dst, inst.servers)
     sync_cloud = sync_s(col(u.context_bits), dst, np.full_like(dst, cloud), inst.servers)

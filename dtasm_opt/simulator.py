@@ -102,8 +102,9 @@ def apply(inst: Instance, action: object) -> StepOutcome:
     # Rule 3: remaining candidates that cannot meet the latency limit or exceed P.
     candidate = to_edge & ~failed
     capacity = inst.servers.capacity_hz[np.where(to_edge, a, 0)]
-    hopeless = candidate & ((phys.comm_s >= inst.users.latency_limit_s)
-                            | (phys.required_hz > capacity))
+    hopeless = candidate & (
+        (phys.comm_s >= inst.users.latency_limit_s) | (phys.required_hz > capacity)
+    )
     outcome[hopeless] = REJECTED_LATENCY
     candidate &= ~hopeless
 
@@ -112,8 +113,9 @@ def apply(inst: Instance, action: object) -> StepOutcome:
     admitted = np.zeros(inst.n_users, dtype=bool)
     for h in np.unique(a[candidate]):
         members = np.flatnonzero(candidate & (a == h))
-        keep = max_load_subset(phys.required_hz[members], load[members],
-                               inst.servers.capacity_hz[h])
+        keep = max_load_subset(
+            phys.required_hz[members], load[members], inst.servers.capacity_hz[h]
+        )
         admitted[members[keep]] = True
     outcome[candidate & ~admitted] = REJECTED_CAPACITY
     outcome[admitted] = ADMITTED

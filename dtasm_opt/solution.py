@@ -67,8 +67,9 @@ def relative_gap(incumbent_bytes: float, bound_bytes: float | None) -> float | N
     return max(0.0, (incumbent_bytes - bound_bytes) / max(incumbent_bytes, 1.0))
 
 
-def from_decision(method: str, inst: Instance, decision: Decision,
-                  solve_time_s: float) -> tuple[Solution, simulator.StepOutcome]:
+def from_decision(
+    method: str, inst: Instance, decision: Decision, solve_time_s: float
+) -> tuple[Solution, simulator.StepOutcome]:
     """Judge ``decision`` in the simulator and wrap it as a :class:`Solution`."""
     out = simulator.apply(inst, decision.action)
     sol = Solution(

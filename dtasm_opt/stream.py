@@ -109,8 +109,17 @@ class Stream:
         """The first ``steps`` steps (at most the stream's length)."""
         k = max(1, min(steps, self.n_steps))
         cut = {name: getattr(self, name)[:k] for name in EXOGENOUS}
-        return Stream(self.servers, self.apps, self.app, self.latency_limit_s,
-                      self.initial_server, **cut, xi_s=self.xi_s, name=self.name, meta=self.meta)
+        return Stream(
+            self.servers,
+            self.apps,
+            self.app,
+            self.latency_limit_s,
+            self.initial_server,
+            **cut,
+            xi_s=self.xi_s,
+            name=self.name,
+            meta=self.meta,
+        )
 
     def to_dict(self) -> dict:
         return {
