@@ -1,0 +1,114 @@
+"""Shared plumbing of the ``python -m dtasm_opt.X`` command-line interfaces.
+
+Every CLI module has ``main(argv=None) -> int`` over a thin :class:`Parser` and calls library
+functions. :func:`run` turns bad input (an :class:`~dtasm_opt.errors.InputError`, an argparse
+usage error, an unreadable or unwritable path) into ONE line ``error: <message>`` on stderr and
+exit status 2, never a traceback (DESIGN section 5). Machine-readable output goes to stdout or
+a file, messages and progress to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from dtasm_opt.errors import InputError
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT: an interruption is not bad input
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors raise :class:`InputError` instead of printing the
+    usage block and exiting, so that :func:`run` reports them as one line like any bad input."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise InputError(f"{message} (see {self.prog} --help)")
+
+
+def make_parser(prog: str, description: str) -> Parser:
+    return Parser(
+        prog=prog,
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+
+
+def run(body: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
+    """Call ``body(argv)`` and map failures to exit codes: bad input -> 2 with one line on
+    stderr; Ctrl-C -> 130 with one line; ``--help`` -> 0 (argparse's SystemExit)."""
+    try:
+        # Extreme but finite inputs may overflow float64 in the physics; numpy's warning would
+        # add lines to stderr, and the outputs that cannot hold an infinity refuse it anyway.
+        with np.errstate(over="ignore"):
+            return body(argv)
+    except InputError as exc:
+        return fail(str(exc))
+    except OSError as exc:
+        # Unreadable or unwritable paths met outside files.read_json (an output folder
+        # without write permission, an output path that is a directory, a full disk).
+        where = f"{exc.filename}: " if exc.filename else ""
+        return fail(f"{where}{exc.strerror or exc}")
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except SystemExit as exc:  # argparse's --help / --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+
+
+def fail(message: str) -> int:
+    """Print ``error: message`` as a single line on stderr; return exit status 2."""
+    line = " ".join(message.split())  # a path or an exception text may hold newlines
+    print(f"error: {line}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+# Checked argparse value types: they raise InputError naming the option, so a bad value
+# ("nan", "-3", "x") gives one clear line.
+
+
+def seed(text: str) -> int:
+    """A seed: an integer >= 0 (numpy's SeedSequence refuses negative seeds)."""
+    return _int(text, "seed", 0)
+
+
+def count(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        return _int(text, "value", minimum)
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def real(minimum: float | None = None, *, strict: bool = False) -> Callable[[str], float]:
+    """A finite float, optionally ``>= minimum`` (``> minimum`` when ``strict``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is invalid, must be finite")
+        if minimum is not None and (value <= minimum if strict else value < minimum):
+            op = ">" if strict else ">="
+            raise argparse.ArgumentTypeError(f"{text!r} is invalid, must be {op} {minimum:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _int(text: str, what: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid, must be >= {minimum}")
+    return value

@@ -1,0 +1,92 @@
+"""``python -m dtasm_opt.generate``: write a Table II instance, or a stream with ``--steps``.
+
+    python -m dtasm_opt.generate --users 200 --servers 8 --seed 1 --out inst.json
+    python -m dtasm_opt.generate --users 200 --servers 8 --seed 1 --steps 500 --out s.json.gz
+
+A ``.json.gz`` name is written gzip-compressed. The file is written atomically, so a refused or
+interrupted run leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from dtasm_opt import cli, files
+from dtasm_opt.generator import MOBILITY, Scenario, generate_instance, generate_stream
+
+PROG = "python -m dtasm_opt.generate"
+
+
+def build_parser() -> cli.Parser:
+    defaults = Scenario()
+    p = cli.make_parser(PROG, "Generate a DTASM instance (one step) or stream (--steps T).")
+    g = p.add_argument_group("scenario (Table II of the paper)")
+    g.add_argument("--users", type=cli.count(1), required=True, help="number of users U")
+    g.add_argument("--servers", type=cli.count(1), required=True, help="edge servers H")
+    g.add_argument("--seed", type=cli.seed, required=True, help="the one seed of every draw")
+    g.add_argument("--steps", type=cli.count(1), default=None, help="write a stream of T steps")
+    g.add_argument("--xi", type=cli.real(0.0), default=defaults.xi_s, help="xi (s)")
+    g.add_argument("--mobility", choices=MOBILITY, default=defaults.mobility)
+    g.add_argument(
+        "--stay-prob",
+        type=cli.real(0.0),
+        default=defaults.stay_prob,
+        help="Markov mobility: probability p that a user keeps its RAN",
+    )
+    g.add_argument(
+        "--gamma-shape",
+        type=cli.real(0.0, strict=True),
+        default=defaults.gamma_shape,
+        help="shape k of the RAN popularity w_h ~ Gamma(k, 1)",
+    )
+    g.add_argument("--apps", type=cli.count(1), default=defaults.apps, help="kinds F")
+    g.add_argument("--name", default=None, help="name stored in the file")
+    # The destination is a required mutually exclusive group so that another destination
+    # (a benchmark set: --set DIR with --count N) can be added beside --out.
+    dest = p.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--out", metavar="PATH", help="output file (.json or .json.gz)")
+    return p
+
+
+def scenario_from_args(args: argparse.Namespace) -> Scenario:
+    """The :class:`Scenario` the flags describe (validated by Scenario itself)."""
+    return Scenario(
+        users=args.users,
+        servers=args.servers,
+        apps=args.apps,
+        xi_s=args.xi,
+        mobility=args.mobility,
+        stay_prob=args.stay_prob,
+        gamma_shape=args.gamma_shape,
+    )
+
+
+def write_one(args: argparse.Namespace) -> str:
+    """Generate the instance or stream of ``args`` and write it to ``args.out``."""
+    scenario = scenario_from_args(args)
+    if args.steps is None:
+        doc = generate_instance(scenario, args.seed, name=args.name)
+        what = f"instance {doc.name!r} ({doc.n_users} users, {doc.n_servers} ESs)"
+    else:
+        doc = generate_stream(scenario, args.seed, steps=args.steps, name=args.name)
+        what = f"stream {doc.name!r} ({doc.n_users} users, {doc.n_servers} ESs, "
+        what += f"{doc.n_steps} steps)"
+    files.write_json(args.out, doc.to_dict())
+    return what
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    what = write_one(args)
+    print(f"wrote {what} to {args.out}", file=sys.stderr)
+    return cli.EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

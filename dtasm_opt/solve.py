@@ -1,0 +1,125 @@
+"""``python -m dtasm_opt.solve``: solve one instance with one method; print its solution.
+
+    python -m dtasm_opt.solve inst.json --method nearest
+    python -m dtasm_opt.solve stream.json --step 0 --method milp --time-limit 20 --out sol.json
+
+The ``dtasm-solution/1`` JSON goes to stdout (or ``--out``), a short summary to stderr. The
+reported figures are always the simulator's evaluation of the method's action.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from dtasm_opt import cli, files
+from dtasm_opt.errors import InputError
+from dtasm_opt.instance import Instance
+from dtasm_opt.methods import MethodSettings, available_methods, make_method
+from dtasm_opt.simulator import BYTES_PER_MB
+from dtasm_opt.solution import Solution, evaluate
+from dtasm_opt.stream import Stream
+
+PROG = "python -m dtasm_opt.solve"
+DEFAULT_METHOD = "milp"
+
+
+def build_parser() -> cli.Parser:
+    p = cli.make_parser(PROG, "Solve one DTASM instance with one method.")
+    p.add_argument("instance", metavar="INSTANCE", help="dtasm-instance/1 file (.json[.gz])")
+    p.add_argument(
+        "--method",
+        default=DEFAULT_METHOD,
+        help=f"one of: {', '.join(available_methods())}",
+    )
+    p.add_argument("--seed", type=cli.seed, default=0, help="seed of random methods")
+    p.add_argument(
+        "--time-limit", type=cli.real(0.0, strict=True), default=None, help="seconds (> 0)"
+    )
+    p.add_argument("--gap", type=cli.real(0.0), default=0.0, help="relative gap to stop at")
+    p.add_argument("--threads", type=cli.count(1), default=1, help="solver threads")
+    p.add_argument(
+        "--step",
+        type=cli.count(0),
+        default=None,
+        help="for a dtasm-stream/1 file: the step to solve (only 0: the servers before a "
+        "later step depend on the decisions taken before it)",
+    )
+    p.add_argument("--out", metavar="PATH", default=None, help="write the JSON here")
+    return p
+
+
+def load_instance(path: str, step: int | None) -> Instance:
+    """The instance in ``path``; for a stream file, its step ``step`` (only 0 is defined)."""
+    doc = files.read_instance_or_stream(path)
+    if isinstance(doc, Stream):
+        if step is None:
+            raise InputError(
+                f"{path}: is a stream (dtasm-stream/1), not an instance; pass --step 0 to "
+                "solve its first step"
+            )
+        if step != 0:
+            raise InputError(
+                f"--step {step}: only step 0 of a stream is an instance (the servers before a "
+                "later step depend on the decisions taken before it)"
+            )
+        return doc.instance(0)
+    if step is not None:
+        raise InputError(f"--step: {path} is an instance, not a stream; drop --step")
+    return doc
+
+
+def render(sol: Solution, source: str) -> str:
+    """The solution's JSON text; refuses results that JSON cannot hold (NaN, infinity)."""
+    try:
+        return files.dumps(sol.to_dict())
+    except ValueError:
+        # Finite but extreme inputs (a bandwidth of 1e-320, volumes of 1e308) can overflow
+        # float64 in eqs. (3)-(12): such an instance is outside any meaningful range.
+        raise InputError(
+            f"{source}: a result is not finite (values overflow float64); check the "
+            "instance's magnitudes"
+        ) from None
+
+
+def summary(sol: Solution, inst: Instance) -> str:
+    """A few human-readable lines about ``sol`` (for stderr)."""
+    m = sol.metrics
+    lines = [
+        f"method {sol.method}: {sol.status} in {sol.solve_time_s:.3f} s",
+        f"cloud load {sol.cloud_load_bytes / BYTES_PER_MB:.3f} MB",
+    ]
+    if sol.bound_bytes is not None:
+        lines[-1] += f" (bound {sol.bound_bytes / BYTES_PER_MB:.3f} MB, gap {sol.gap:.2e})"
+    lines.append(
+        f"migrated {m['migrated']} (mean downtime {m['mean_downtime_s'] * 1e3:.1f} ms), "
+        f"failed {m['migration_failed']}, rejected {m['rejected']}, "
+        f"on edge {m['users_on_edge']} of {inst.n_users}"
+    )
+    return "\n".join(lines)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = MethodSettings(
+        seed=args.seed, time_limit_s=args.time_limit, gap=args.gap, threads=args.threads
+    )
+    method = make_method(args.method, settings)  # an unknown name is refused before reading
+    inst = load_instance(args.instance, args.step)
+    sol = evaluate(method, inst, step=0)
+    text = render(sol, args.instance)
+    if args.out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        files.write_text_atomic(args.out, text)
+    print(summary(sol, inst), file=sys.stderr)
+    return cli.EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return cli.run(_main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
