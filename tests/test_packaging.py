@@ -1,0 +1,43 @@
+"""Layout guard (DESIGN section 6): the top-level models/ and solvers/ folders are installed as
+the subpackages dtasm_opt.models and dtasm_opt.solvers."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("sub", ["models", "solvers"])
+def test_subpackage_comes_from_the_top_level_folder(sub):
+    mod = importlib.import_module(f"dtasm_opt.{sub}")
+    where = Path(mod.__file__).resolve().parent
+    assert where == ROOT / sub
+    assert not (ROOT / "dtasm_opt" / sub).exists()
+
+
+def test_modules_inside_the_mapped_folders_import():
+    pairs = importlib.import_module("dtasm_opt.models.pairs")
+    baselines = importlib.import_module("dtasm_opt.solvers.baselines")
+    assert Path(pairs.__file__).resolve() == ROOT / "models" / "pairs.py"
+    assert Path(baselines.__file__).resolve() == ROOT / "solvers" / "baselines.py"
+
+
+def test_core_package_is_the_checkout():
+    import dtasm_opt
+
+    assert Path(dtasm_opt.__file__).resolve().parent == ROOT / "dtasm_opt"
+
+
+def test_pyproject_package_dir_mapping():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    setup = conf["tool"]["setuptools"]
+    assert setup["package-dir"]["dtasm_opt.models"] == "models"
+    assert setup["package-dir"]["dtasm_opt.solvers"] == "solvers"
+    assert {"dtasm_opt", "dtasm_opt.models", "dtasm_opt.solvers"} <= set(setup["packages"])
+    requires = " ".join(conf["build-system"]["requires"])
+    assert "setuptools>=70" in requires.replace(" ", "")
