@@ -150,6 +150,11 @@ def _run(model: cp_model.CpModel, x: list, opts: CpsatOptions, stop_at=None) -> 
         sol = np.asarray(solver.response_proto.solution, dtype=np.int64)
         values = sol[[v.index for v in x]].astype(bool) if x else np.zeros(0, dtype=bool)
     bound, wall = float(solver.best_objective_bound), float(solver.wall_time)
+    if values is None:
+        # Without a solution (UNKNOWN at the time limit) CP-SAT's best_objective_bound is not a
+        # proven bound (it can read 0): claim nothing, or a maximisation "bound" of 0 would
+        # pass for a proof that the empty assignment is optimal.
+        bound = math.inf
     return _Run(status, values, bound, wall, rule is not None and rule.fired)
 
 
@@ -218,6 +223,10 @@ def solve_step(inst: Instance, opts: CpsatOptions | None = None) -> Decision:
         rb = _run(relaxed.model, relaxed.x, opts, stop_at=lambda _o, b: b <= z1 + 0.5)
         # The bound is integral in units; round up whatever float noise it carries.
         ub_units = math.ceil(rb.bound - 1e-6) if math.isfinite(rb.bound) else None
+        if ub_units is not None and ub_units < z1:
+            # The relaxed model contains every conservative solution: a bound below stage 1's
+            # objective cannot be a proof (seen only without a solution); drop it.
+            ub_units = None
         info.update(bound_status=rb.name, bound_s=rb.wall_s, bound_units=ub_units)
         info["bound_by"] = "relaxed model"
         if ub_units is not None:

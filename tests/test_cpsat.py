@@ -231,3 +231,13 @@ def test_gap_option_stops_early_with_a_valid_bound():
     assert exact.status == "optimal"
     assert loose.status in ("optimal", "feasible")  # a gap stop is not a time limit
     assert loose.info["stage1_s"] <= exact.info["stage1_s"]
+
+
+def test_no_solution_at_the_limit_claims_no_bound():
+    # Regression: at a limit too short for any solution, CP-SAT's best_objective_bound read 0
+    # and passed for a proof that sending everyone to the cloud is optimal.
+    inst = generate_instance(Scenario(users=400, servers=8), seed=1)
+    dec = solve_step(inst, CpsatOptions(time_limit_s=1e-4, second_stage=False))
+    load = simulator.apply(inst, dec.action).cloud_load_bytes
+    assert dec.status != "optimal"
+    assert dec.bound_bytes is None or dec.bound_bytes <= load
