@@ -55,10 +55,18 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         with os.fdopen(fd, "wb") as fh:
             data = text.encode("utf-8")
             fh.write(gzip.compress(data, mtime=0) if p.suffix == ".gz" else data)
+        # mkstemp creates the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str | os.PathLike, doc: object) -> None:
