@@ -41,7 +41,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -128,7 +128,7 @@ class StudyDir:
             raise InputError(f"--out: {self.out} is not a folder")
         self.parts.mkdir(parents=True, exist_ok=True)
         run = {
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "backend": backend,
             "workers": workers,
             "git_commit": git_commit(),

@@ -31,11 +31,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from dtasm_opt.models.pairs import Pairs
 from ortools.sat.python import cp_model
 
 from dtasm_opt.errors import InputError
 from dtasm_opt.instance import Instance
+from dtasm_opt.models.pairs import Pairs
 
 HZ_PER_UNIT = 1000.0  # q: CP-SAT weight unit for Prc and P (1 kHz), like RL4CO's scaling factor
 BITS_PER_LOAD_UNIT = 1.0  # objective unit for Vt + Vr (1 bit)

@@ -43,6 +43,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from ortools.sat.python import cp_model
+
+from dtasm_opt import simulator
+from dtasm_opt.errors import InputError
+from dtasm_opt.instance import Instance
+from dtasm_opt.knapsack import fits
+from dtasm_opt.methods import MethodSettings
 from dtasm_opt.models.cpsat_model import (
     BITS_PER_LOAD_UNIT,
     CONSERVATIVE,
@@ -54,13 +61,6 @@ from dtasm_opt.models.cpsat_model import (
     scale_loads,
 )
 from dtasm_opt.models.pairs import Pairs, action_from_assignment, admissible_pairs
-from ortools.sat.python import cp_model
-
-from dtasm_opt import simulator
-from dtasm_opt.errors import InputError
-from dtasm_opt.instance import Instance
-from dtasm_opt.knapsack import fits
-from dtasm_opt.methods import MethodSettings
 from dtasm_opt.solution import Decision
 
 DEFAULT_TIME_LIMIT_S = 60.0  # per CP-SAT solve when the settings give none

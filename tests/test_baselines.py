@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dtasm_opt.solvers.baselines import WOMIG_DYNAMIC_PERIOD, WoMigDynamic
 
 from dtasm_opt import simulator
 from dtasm_opt.generator import Scenario, generate_stream
 from dtasm_opt.methods import MethodSettings, make_method, method_rng
+from dtasm_opt.solvers.baselines import WOMIG_DYNAMIC_PERIOD, WoMigDynamic
 
 BASELINES = ("womig-stable", "womig-dynamic", "random", "nearest", "danearest")
 

@@ -13,15 +13,6 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from dtasm_opt.models.cpsat_model import (
-    CONSERVATIVE,
-    HZ_PER_UNIT,
-    RELAXED,
-    scale_capacity,
-    scale_weights,
-)
-from dtasm_opt.solvers.baselines import make_baseline
-from dtasm_opt.solvers.cpsat import CpsatOptions, cpsat_knapsack, make_cpsat, solve_step
 
 from dtasm_opt import simulator
 from dtasm_opt.errors import InputError
@@ -29,7 +20,16 @@ from dtasm_opt.generator import Scenario, generate_instance, generate_stream
 from dtasm_opt.instance import Instance
 from dtasm_opt.knapsack import max_load_subset
 from dtasm_opt.methods import MethodSettings, make_method
+from dtasm_opt.models.cpsat_model import (
+    CONSERVATIVE,
+    HZ_PER_UNIT,
+    RELAXED,
+    scale_capacity,
+    scale_weights,
+)
 from dtasm_opt.solution import evaluate
+from dtasm_opt.solvers.baselines import make_baseline
+from dtasm_opt.solvers.cpsat import CpsatOptions, cpsat_knapsack, make_cpsat, solve_step
 
 FAST = CpsatOptions(time_limit_s=10.0, threads=1, seed=0)
 BASELINES = ("womig-stable", "womig-dynamic", "random", "nearest", "danearest")

@@ -48,7 +48,9 @@ def test_overfull_server_is_caught(inst):
 def test_migration_beyond_xi_is_caught(inst):
     phys = target_physics(inst, np.arange(inst.n_servers)[None, :])
     s = inst.users.server
-    u, h = np.argwhere((phys.migration_s > inst.xi_s) & (np.arange(inst.n_servers) != s[:, None]))[0]
+    u, h = np.argwhere((phys.migration_s > inst.xi_s) & (np.arange(inst.n_servers) != s[:, None]))[
+        0
+    ]
     doc = _solution(inst, "womig-stable")
     doc["final_server"][u] = int(h)
     assert any(f"user {u}: migration" in p and "(C2)" in p for p in verify.verify(inst, doc))
