@@ -150,12 +150,13 @@ def _run(model: cp_model.CpModel, x: list, opts: CpsatOptions, stop_at=None) -> 
         sol = np.asarray(solver.response_proto.solution, dtype=np.int64)
         values = sol[[v.index for v in x]].astype(bool) if x else np.zeros(0, dtype=bool)
     bound, wall = float(solver.best_objective_bound), float(solver.wall_time)
-    if values is None:
-        # Without a solution (UNKNOWN at the time limit) CP-SAT's best_objective_bound is not a
-        # proven bound (it can read 0): claim nothing, or a maximisation "bound" of 0 would
-        # pass for a proof that the empty assignment is optimal.
+    fired = rule is not None and rule.fired
+    if values is None and not fired:
+        # Ended by the time limit without a solution (UNKNOWN): best_objective_bound is then
+        # no proof (it can read 0, which would pass for a proof that the empty assignment is
+        # optimal). A bound that our callback saw and stopped on is a real one.
         bound = math.inf
-    return _Run(status, values, bound, wall, rule is not None and rule.fired)
+    return _Run(status, values, bound, wall, fired)
 
 
 def _hint(model: cp_model.CpModel, x: list, values: np.ndarray) -> None:
