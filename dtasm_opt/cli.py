@@ -112,3 +112,48 @@ def _int(text: str, what: str, minimum: int) -> int:
     if value < minimum:
         raise argparse.ArgumentTypeError(f"{text!r} is invalid, must be >= {minimum}")
     return value
+
+
+def add_solver_options(p: argparse.ArgumentParser, *, time_limit_default: float | None) -> None:
+    """The options every command that runs methods shares (DESIGN section 5)."""
+    p.add_argument("--seed", type=seed, default=0, help="seed of random methods and solvers")
+    p.add_argument(
+        "--time-limit",
+        type=real(0.0, strict=True),
+        default=time_limit_default,
+        help="exact solvers: seconds per step (per stage)",
+    )
+    p.add_argument(
+        "--gap", type=real(0.0), default=0.0, help="exact solvers: relative gap to stop at"
+    )
+    p.add_argument("--threads", type=count(1), default=1, help="exact solvers: threads")
+    p.add_argument(
+        "--second-stage",
+        choices=("migrations", "downtime", "none"),
+        default="migrations",
+        help="exact solvers: tie-break among load-optimal solutions",
+    )
+    p.add_argument(
+        "--stage2-time-limit",
+        type=real(0.0, strict=True),
+        default=None,
+        help="exact solvers: seconds for the tie-break stage (default: --time-limit)",
+    )
+    p.add_argument(
+        "--backend", choices=("direct", "pyomo"), default=None, help="milp: how HiGHS is fed"
+    )
+
+
+def solver_settings(args: argparse.Namespace):
+    """MethodSettings from the options of :func:`add_solver_options`."""
+    from dtasm_opt.methods import MethodSettings
+
+    return MethodSettings(
+        seed=args.seed,
+        time_limit_s=args.time_limit,
+        gap=args.gap,
+        threads=args.threads,
+        second_stage=args.second_stage,
+        second_stage_time_limit_s=args.stage2_time_limit,
+        backend=args.backend,
+    )

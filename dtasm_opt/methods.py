@@ -29,6 +29,9 @@ class MethodSettings:
     time_limit_s: float | None = None  # exact solvers: wall-clock limit per step
     gap: float = 0.0  # exact solvers: relative gap at which to stop (0 = proven optimal)
     threads: int = 1  # exact solvers: threads / workers
+    second_stage: str = "migrations"  # exact solvers' tie-break: migrations, downtime or none
+    second_stage_time_limit_s: float | None = None  # None: the same limit as stage 1
+    backend: str | None = None  # milp: "direct" (highspy matrices) or "pyomo"; None = default
 
 
 @runtime_checkable

@@ -303,8 +303,7 @@ def build_parser() -> cli.Parser:
     p.add_argument(
         "--steps", type=cli.count(1), default=None, help="steps (default: the stream's length)"
     )
-    p.add_argument("--seed", type=cli.seed, default=0, help="seed of the random methods")
-    p.add_argument("--time-limit", type=cli.real(0.0, strict=True), default=None, help="s/step")
+    cli.add_solver_options(p, time_limit_default=None)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -314,7 +313,7 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     names = parse_methods(args.methods)  # unknown names are refused before any file is made
     stream = files.read_stream(args.stream)
-    settings = MethodSettings(seed=args.seed, time_limit_s=args.time_limit)
+    settings = cli.solver_settings(args)
     progress = not args.quiet and sys.stderr.isatty()
     try:
         run(

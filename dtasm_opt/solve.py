@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dtasm_opt import cli, files
 from dtasm_opt.errors import InputError
 from dtasm_opt.instance import Instance
-from dtasm_opt.methods import MethodSettings, available_methods, make_method
+from dtasm_opt.methods import available_methods, make_method
 from dtasm_opt.simulator import BYTES_PER_MB
 from dtasm_opt.solution import Solution, evaluate
 from dtasm_opt.stream import Stream
@@ -32,12 +32,7 @@ def build_parser() -> cli.Parser:
         default=DEFAULT_METHOD,
         help=f"one of: {', '.join(available_methods())}",
     )
-    p.add_argument("--seed", type=cli.seed, default=0, help="seed of random methods")
-    p.add_argument(
-        "--time-limit", type=cli.real(0.0, strict=True), default=None, help="seconds (> 0)"
-    )
-    p.add_argument("--gap", type=cli.real(0.0), default=0.0, help="relative gap to stop at")
-    p.add_argument("--threads", type=cli.count(1), default=1, help="solver threads")
+    cli.add_solver_options(p, time_limit_default=None)
     p.add_argument(
         "--step",
         type=cli.count(0),
@@ -46,6 +41,12 @@ def build_parser() -> cli.Parser:
         "later step depend on the decisions taken before it)",
     )
     p.add_argument("--out", metavar="PATH", default=None, help="write the JSON here")
+    p.add_argument(
+        "--write-model",
+        metavar="PATH",
+        default=None,
+        help="also write the step's MILP (C1-C4, stage 1) as .lp or .mps",
+    )
     return p
 
 
@@ -101,11 +102,13 @@ def summary(sol: Solution, inst: Instance) -> str:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    settings = MethodSettings(
-        seed=args.seed, time_limit_s=args.time_limit, gap=args.gap, threads=args.threads
-    )
+    settings = cli.solver_settings(args)
     method = make_method(args.method, settings)  # an unknown name is refused before reading
     inst = load_instance(args.instance, args.step)
+    if args.write_model is not None:
+        from dtasm_opt.models.step_milp import write_model
+
+        write_model(inst, args.write_model)
     sol = evaluate(method, inst, step=0)
     text = render(sol, args.instance)
     if args.out is None:

@@ -305,10 +305,17 @@ class CpsatMethod:
 def make_cpsat(name: str, settings: MethodSettings) -> CpsatMethod:
     """Factory for the registry: MethodSettings' time limit (per solve), threads, seed, gap."""
     limit = DEFAULT_TIME_LIMIT_S if settings.time_limit_s is None else settings.time_limit_s
+    if settings.second_stage not in ("migrations", "none"):
+        raise InputError(
+            f"second stage {settings.second_stage!r}: cpsat breaks ties by migrations or none"
+        )
+    if settings.backend not in (None, "cp-sat"):
+        raise InputError(f"backend {settings.backend!r}: cpsat has the one backend 'cp-sat'")
     opts = CpsatOptions(
         time_limit_s=float(limit),
         threads=int(settings.threads),
         seed=int(settings.seed),
         gap=float(settings.gap),
+        second_stage=settings.second_stage == "migrations",
     )
     return CpsatMethod(options=opts)

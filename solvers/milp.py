@@ -57,20 +57,26 @@ def make_milp(
     name: str,
     settings: MethodSettings,
     *,
-    backend: str = DEFAULT_BACKEND,
-    second_stage: str = "migrations",
+    backend: str | None = None,
+    second_stage: str | None = None,
     second_stage_time_limit_s: float | None = None,
 ) -> MilpGreedy:
     """The ``milp`` method. ``settings`` gives the per-step time limit (None: none), the
-    relative gap (0: proven optimal), HiGHS's threads and seed; ``second_stage`` is
-    "migrations" (DESIGN's default tie-break), "downtime" or "none";
-    ``second_stage_time_limit_s`` None means stage 2 gets the same limit as stage 1."""
+    relative gap (0: proven optimal), HiGHS's threads and seed, the backend and the second
+    stage: "migrations" (DESIGN's default tie-break), "downtime" or "none"; a stage-2 time
+    limit of None means stage 2 gets the same limit as stage 1. Keywords override settings."""
     options = SolveOptions(
         time_limit_s=settings.time_limit_s,
         gap=settings.gap,
         threads=settings.threads,
         seed=settings.seed,
-        second_stage=second_stage,
-        second_stage_time_limit_s=second_stage_time_limit_s,
+        second_stage=second_stage or settings.second_stage,
+        second_stage_time_limit_s=(
+            settings.second_stage_time_limit_s
+            if second_stage_time_limit_s is None
+            else second_stage_time_limit_s
+        ),
     )
-    return MilpGreedy(options=options, backend=backend, name=name)
+    return MilpGreedy(
+        options=options, backend=backend or settings.backend or DEFAULT_BACKEND, name=name
+    )

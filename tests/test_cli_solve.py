@@ -110,3 +110,41 @@ def test_valid_solver_options_are_accepted(instance_file, capsys):
 def test_help_exits_0(capsys):
     assert main(["--help"]) == 0
     assert "--time-limit" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("suffix", [".lp", ".mps"])
+def test_write_model_writes_a_model_highs_reads_back(instance_file, tmp_path, capsys, suffix):
+    import highspy
+
+    path = tmp_path / f"model{suffix}"
+    code, out, _ = solve(capsys, instance_file, "--method", "milp", "--write-model", str(path))
+    assert code == 0
+    h = highspy.Highs()
+    h.silent()
+    assert h.readModel(str(path)) == highspy.HighsStatus.kOk
+    h.run()
+    inst = files.read_instance(instance_file)
+    # The model's objective is the cloud load in bytes: the solver's optimum is the solution's.
+    assert h.getInfo().objective_function_value == pytest.approx(
+        json.loads(out)["cloud_load_bytes"], rel=1e-9, abs=1e-3
+    )
+    assert inst.n_users > 0
+
+
+@pytest.mark.parametrize("stage", ["migrations", "downtime", "none"])
+def test_second_stage_reaches_the_milp(instance_file, capsys, stage):
+    code, out, _ = solve(capsys, instance_file, "--method", "milp", "--second-stage", stage)
+    assert code == 0
+    assert json.loads(out)["status"] == "optimal"
+
+
+def test_cpsat_refuses_a_tie_break_it_lacks(instance_file, capsys):
+    code, out, err = solve(capsys, instance_file, "--method", "cpsat", "--second-stage", "downtime")
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "second stage" in err
+
+
+def test_bad_model_suffix_exits_2(instance_file, tmp_path, capsys):
+    code, _, err = solve(capsys, instance_file, "--write-model", str(tmp_path / "m.txt"))
+    assert code == 2 and "write-model" in err
+    assert not (tmp_path / "m.txt").exists()
