@@ -2,6 +2,7 @@
 
     python -m dtasm_opt.generate --users 200 --servers 8 --seed 1 --out inst.json
     python -m dtasm_opt.generate --users 200 --servers 8 --seed 1 --steps 500 --out s.json.gz
+    python -m dtasm_opt.generate --users 300 --servers 8 --seed 1 --set sets/u300-h8 --count 10
 
 A ``.json.gz`` name is written gzip-compressed. The file is written atomically, so a refused or
 interrupted run leaves no partial output.
@@ -14,7 +15,10 @@ import sys
 from collections.abc import Sequence
 
 from dtasm_opt import cli, files
+from dtasm_opt.errors import InputError
 from dtasm_opt.generator import MOBILITY, Scenario, generate_instance, generate_stream
+from dtasm_opt.instance_set import write_set
+from dtasm_opt.methods import MethodSettings
 
 PROG = "python -m dtasm_opt.generate"
 
@@ -47,6 +51,19 @@ def build_parser() -> cli.Parser:
     # (a benchmark set: --set DIR with --count N) can be added beside --out.
     dest = p.add_mutually_exclusive_group(required=True)
     dest.add_argument("--out", metavar="PATH", help="output file (.json or .json.gz)")
+    dest.add_argument(
+        "--set",
+        metavar="DIR",
+        help="a benchmark set: --count instances (seeds SEED, SEED+1, ...), each solved "
+        "exactly, with a manifest of reference values (resumes an interrupted run)",
+    )
+    s = p.add_argument_group("benchmark sets (--set)")
+    s.add_argument("--count", type=cli.count(1), default=10, help="instances in the set")
+    s.add_argument("--method", choices=("milp", "cpsat"), default="milp", help="exact solver")
+    s.add_argument(
+        "--time-limit", type=cli.real(0.0, strict=True), default=60.0, help="s per instance"
+    )
+    s.add_argument("--threads", type=cli.count(1), default=1, help="solver threads")
     return p
 
 
@@ -79,6 +96,27 @@ def write_one(args: argparse.Namespace) -> str:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if args.set is not None:
+        if args.steps is not None:
+            raise InputError("--steps: a benchmark set holds instances, not streams")
+        settings = MethodSettings(
+            seed=args.seed, time_limit_s=args.time_limit, threads=args.threads
+        )
+        manifest = write_set(
+            args.set,
+            scenario_from_args(args),
+            args.seed,
+            args.count,
+            name=args.name,
+            method=args.method,
+            settings=settings,
+        )
+        proven = sum(e["status"] == "optimal" for e in manifest["instances"])
+        print(
+            f"wrote {len(manifest['instances'])} instances to {args.set} ({proven} proven optimal)",
+            file=sys.stderr,
+        )
+        return cli.EXIT_OK
     what = write_one(args)
     print(f"wrote {what} to {args.out}", file=sys.stderr)
     return cli.EXIT_OK
