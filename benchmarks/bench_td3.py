@@ -8,7 +8,8 @@ transition, one critic update and every lambda-th step an actor and target updat
 decision latency is the greedy ``td3:PATH`` method's ``decide`` (observation, actor, argmax).
 Stable-Baselines3's TD3 is run on the same environment and budget when it is installed
 (``pip install 'dtasm-opt[sb3]'``); otherwise that line says so. Figures are measured side by
-side in one run; absolute times on these shared machines are noisy.
+side in one run; absolute times on these shared machines are noisy. For the full comparison
+(same budget, final cloud load, ratios) use ``benchmarks/bench_td3_vs_sb3.py``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,13 @@
 - Action: a Box of U x H scores in [-1, 1] (a softmax actor's probabilities or a tanh actor's
   outputs both fit); the per-user argmax is the target ES. The paper's agent names ESs only.
 - Reward (19): minus the step's cloud load in MB of 2^20 bytes (``StepOutcome.reward``).
+- Action mask (optional, an agent design choice, not part of the paper's MDP):
+  :func:`feasible_targets` / :meth:`DTASMEnv.action_mask` give, per user, the ESs that the
+  user can be sent to without a failed migration: its current ES, or an ES whose migration
+  downtime (3) from the current server is <= xi. It is the same knowledge DANearest uses (it
+  comes from the observed instance through :func:`dtasm_opt.physics.target_physics`); the
+  observation stays the state (17) and the simulator is unchanged. A TD3 agent configured with
+  ``mask_infeasible=True`` puts -inf on the other ESs before its softmax.
 - An episode is one pass over the stream: reset starts at step 0 with the stream's initial
   servers (DESIGN section 4); the episode is truncated after the stream's T steps.
 
@@ -28,6 +35,7 @@ from dtasm_opt import simulator
 from dtasm_opt.errors import InputError
 from dtasm_opt.generator import TABLE_II, Scenario, generate_stream
 from dtasm_opt.instance import Instance
+from dtasm_opt.physics import target_physics
 from dtasm_opt.stream import Stream
 
 ENV_ID = "dtasm_opt/DTASM-v0"
@@ -63,6 +71,21 @@ def scores_to_action(scores: np.ndarray, n_users: int, n_servers: int) -> np.nda
     if a.size != n_users * n_servers or not np.all(np.isfinite(a)):
         raise InputError(f"action: expected {n_users} x {n_servers} finite scores")
     return np.argmax(a.reshape(n_users, n_servers), axis=1)
+
+
+def feasible_targets(inst: Instance) -> np.ndarray:
+    """(U, H) bool: ESs a user can be sent to without a failed migration (DESIGN rule 2).
+
+    True for the user's current ES and for every ES whose downtime (3) from the current server
+    is <= xi, evaluated exactly as the simulator does. A user with no such ES (a cloud user far
+    from every ES) gets an all-True row, so every row leaves at least one choice.
+    """
+    h = inst.n_servers
+    es = np.arange(h)[None, :]
+    phys = target_physics(inst, es)
+    ok = (es == inst.users.server[:, None]) | (phys.migration_s <= inst.xi_s)
+    ok[~ok.any(axis=1)] = True
+    return ok
 
 
 def _observation_high(stream: Stream) -> np.ndarray:
@@ -137,6 +160,10 @@ class DTASMEnv(gym.Env):
         # reached (a bootstrap target); reset() restarts from the initial servers.
         self._inst = self.stream.instance(k, out.final_server)
         return observe(self._inst), out.reward, False, truncated, info
+
+    def action_mask(self) -> np.ndarray:
+        """:func:`feasible_targets` of the current step (for a feasibility-aware agent)."""
+        return feasible_targets(self._inst)
 
     def set_state(self, t: int, server: np.ndarray) -> np.ndarray:
         """Put the episode at step ``t`` with the given servers (used by ``--resume``)."""

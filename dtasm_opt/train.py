@@ -13,9 +13,16 @@ refuses any other system). Training past the stream's end starts a new episode f
 and the stream's initial servers (DESIGN section 4).
 
 Optional warm start (``--warm-start-steps N --teacher NAME``): for the first N steps the
-environment executes a teacher's action (``danearest``, ``milp``, ...; cloud targets are
-replaced by the user's RAN, since the agent names ESs only), the replay buffer stores it as a
-one-hot action, and the actor is fitted to it by cross-entropy; the critics train as usual.
+environment executes a teacher's action (any method name: ``danearest``, ``milp``, ...; or
+``stay``, the hand rule "stay on your ES; cloud users go to their RAN's ES"). Cloud targets are
+replaced by the user's home ES (its current ES, or its RAN's ES for a cloud user), since the
+agent names ESs only. The replay buffer stores the executed action as a one-hot action, and
+the actor is fitted to it by cross-entropy; the critics train as usual. ``--teacher milp``
+takes ``--teacher-time-limit`` (s per step) and ``--teacher-second-stage`` (default ``none``:
+least cloud load only, the fastest).
+
+Agent options that are not the paper's (see :mod:`dtasm_opt.solvers.td3`): ``--mask``
+(softmax only over ESs reachable without a failed migration) and ``--stay-bias B``.
 """
 
 from __future__ import annotations
@@ -49,10 +56,19 @@ COLUMNS = (
 )
 
 
+def home_targets(inst) -> np.ndarray:
+    """Each user's home ES: its current ES, or its RAN's ES if it is in the cloud."""
+    s = inst.users.server
+    return np.where(s == inst.cloud, inst.users.ran, s)
+
+
 def _teacher_labels(teacher, inst) -> np.ndarray:
-    """The teacher's targets, with the cloud replaced by the user's RAN (agent names ESs)."""
+    """The teacher's targets, the cloud replaced by the home ES (the agent names ESs only)."""
+    home = home_targets(inst)
+    if teacher == "stay":
+        return home
     a = np.asarray(teacher.decide(inst, 0).action, dtype=np.int64)
-    return np.where(a == inst.cloud, inst.users.ran, a)
+    return np.where(a == inst.cloud, home, a)
 
 
 def export_policy(ckpt_path: str | Path, policy_path: str | Path) -> None:
@@ -82,6 +98,7 @@ def train(
     warm_start_steps: int = 0,
     teacher: str = "danearest",
     teacher_time_limit_s: float | None = None,
+    teacher_second_stage: str = "none",
     progress: bool = True,
 ) -> dict:
     """Train for ``steps`` environment steps in total (counting those before a resume)."""
@@ -120,8 +137,17 @@ def train(
         obs, _ = env.reset(seed=cfg.seed)
     teacher_m = None
     if warm_start_steps > start:
-        teacher_m = make_method(
-            teacher, MethodSettings(seed=cfg.seed, time_limit_s=teacher_time_limit_s)
+        teacher_m = (
+            "stay"
+            if teacher == "stay"
+            else make_method(
+                teacher,
+                MethodSettings(
+                    seed=cfg.seed,
+                    time_limit_s=teacher_time_limit_s,
+                    second_stage=teacher_second_stage,
+                ),
+            )
         )
     manifest = {
         "command": "dtasm_opt.train",
@@ -132,6 +158,8 @@ def train(
         "steps": steps,
         "warm_start_steps": warm_start_steps,
         "teacher": teacher,
+        "teacher_time_limit_s": teacher_time_limit_s,
+        "teacher_second_stage": teacher_second_stage,
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "resumed_from": start,
         "versions": {"python": platform.python_version(), "torch": torch.__version__},
@@ -161,6 +189,8 @@ def train(
     writer.writeheader()
     writer.writerows(kept)
     loads = [float(r["cloud_load_bytes"]) for r in kept[-20:]]
+    masked = cfg.mask_infeasible
+    mask = env.action_mask() if masked else None
     bar = tqdm(
         range(start, steps), initial=start, total=steps, disable=not progress, file=sys.stderr
     )
@@ -172,12 +202,13 @@ def train(
                 action = np.eye(h, dtype=np.float32)[target].ravel()
                 phase = "warm"
             else:
-                action = agent.act(obs, explore=True)
+                action = agent.act(obs, explore=True, mask=mask)
                 target = np.argmax(action.reshape(u, h), axis=1)
                 phase = "collect" if step < cfg.learning_starts else "train"
             decision_s = time.perf_counter() - t0
             next_obs, reward, terminated, truncated, info = env.step_targets(target)
-            agent.buffer.add(obs, action, reward, next_obs, terminated)
+            next_mask = env.action_mask() if masked else None
+            agent.buffer.add(obs, action, reward, next_obs, terminated, mask, next_mask)
             critic_loss = actor_loss = None
             if step >= cfg.learning_starts:
                 critic_loss, actor_loss = agent.update(train_actor=step >= warm_start_steps)
@@ -185,12 +216,13 @@ def train(
                 for _ in range(cfg.bc_updates):
                     b = agent.buffer.sample(agent.rng, cfg.batch_size)
                     labels = b.actions.view(-1, u, h).argmax(-1).numpy()
-                    agent.imitate(b.obs.numpy(), labels)
+                    agent.imitate(b.obs.numpy(), labels, b.masks)
                 if step == warm_start_steps - 1:
                     agent.sync_target_actor()
-            obs = next_obs
+            obs, mask = next_obs, next_mask
             if truncated:
                 obs, _ = env.reset()
+                mask = env.action_mask() if masked else None
             writer.writerow(
                 {
                     "method": "td3",
@@ -248,6 +280,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warm-start-steps", type=int, default=0, help="imitate a teacher first")
     p.add_argument("--teacher", default="danearest", help="warm-start teacher method")
     p.add_argument("--teacher-time-limit", type=float, default=None, help="s per step")
+    p.add_argument(
+        "--teacher-second-stage",
+        choices=("none", "migrations", "downtime"),
+        default="none",
+        help="milp teacher's tie-break (none: fastest)",
+    )
+    p.add_argument(
+        "--mask", action="store_true", help="mask ESs whose migration would fail (not paper)"
+    )
+    p.add_argument("--stay-bias", type=float, default=None, help="logit bonus of the home ES")
     p.add_argument("--explore-noise", type=float, default=None, help="std on actor logits")
     p.add_argument("--gamma", type=float, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -262,7 +304,9 @@ def _config(args):
     from dtasm_opt.solvers.td3 import TD3Config
 
     kw = {"seed": args.seed, "threads": args.threads}
-    for key in ("explore_noise", "gamma", "lr", "policy_delay", "actor"):
+    if args.mask:
+        kw["mask_infeasible"] = True
+    for key in ("explore_noise", "gamma", "lr", "policy_delay", "actor", "stay_bias"):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     if args.hidden:
@@ -296,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             warm_start_steps=args.warm_start_steps,
             teacher=args.teacher,
             teacher_time_limit_s=args.teacher_time_limit,
+            teacher_second_stage=args.teacher_second_stage,
             progress=not args.no_progress,
         )
     except InputError as exc:

@@ -11,6 +11,18 @@ Exploration (the paper gives none): Gaussian noise of std ``explore_noise`` on t
 logits before the softmax, so the stored action is still a point of the per-user simplex and
 the executed action is its argmax. Target policy smoothing adds clipped Gaussian noise to the
 target actor's logits in the same way.
+
+Two options that are agent design choices, not the paper's (both off by default, so
+``TD3Config()`` is the paper's agent):
+
+- ``mask_infeasible``: the actor puts -inf on every ES whose migration would fail (downtime (3)
+  from the user's current server > xi; :func:`dtasm_opt.env.feasible_targets`) before the
+  softmax, when acting, in the target policy and in the actor update. The stored action is the
+  masked softmax (the action actually taken); the masks of s_i and s_{i+1} are stored with the
+  transition. The simulator is unchanged; the mask uses the knowledge DANearest uses.
+- ``stay_bias``: a constant added to the logit of the user's "home" ES (its current ES, or its
+  RAN's ES for a user in the cloud), so that the untrained actor starts near the hand rule
+  "stay where you run; cloud users go to their RAN's ES" and TD3 learns deviations from it.
 """
 
 from __future__ import annotations
@@ -47,6 +59,8 @@ class TD3Config:
     reward_scale: float = 0.1  # rewards (MB) are multiplied by this before learning
     bc_lr: float = 1e-3  # Adam learning rate of the warm-start imitation (cross-entropy)
     bc_updates: int = 2  # imitation gradient steps per environment step while warm-starting
+    mask_infeasible: bool = False  # -inf on ESs whose migration would fail (not the paper's)
+    stay_bias: float = 0.0  # logit bonus of each user's home ES (0: the paper's actor)
     seed: int = 0  # seeds torch (init, smoothing noise) and numpy (exploration, sampling)
     threads: int = 1  # torch.set_num_threads
 
@@ -69,6 +83,7 @@ class TD3Config:
             "bc_lr": self.bc_lr > 0,
             "bc_updates": self.bc_updates >= 0,
             "threads": self.threads >= 1,
+            "stay_bias": np.isfinite(self.stay_bias),
         }
         for name, ok in checks.items():
             if not ok:
@@ -94,6 +109,8 @@ class Batch(NamedTuple):
     """A minibatch of transitions (s_i, a_i, r_i, s_{i+1}) as float32 tensors."""
 
     obs: torch.Tensor  # (B, U*7)
+    masks: torch.Tensor | None  # (B, U*H) feasible ESs of obs (None: no masking)
+    next_masks: torch.Tensor | None  # (B, U*H) feasible ESs of next_obs
     actions: torch.Tensor  # (B, U*H) differentiable actions (per-user probabilities)
     rewards: torch.Tensor  # (B,)
     next_obs: torch.Tensor  # (B, U*7)
@@ -114,19 +131,51 @@ def mlp(n_in: int, hidden: tuple[int, ...], n_out: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def home_onehot(obs: torch.Tensor, n_users: int, n_servers: int) -> torch.Tensor:
+    """(B, U, H) one-hot of each user's home ES: its current ES X, or its RAN y if X is the
+    cloud, both decoded from the normalised state (17)."""
+    x = obs.view(-1, n_users, 7)
+    h = n_servers
+    ran = torch.round(x[..., 4] * max(h - 1, 1)).long().clamp(0, h - 1)
+    server = torch.round(x[..., 6] * h).long().clamp(0, h)
+    return F.one_hot(torch.where(server < h, server, ran), h).float()
+
+
+def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Per-user softmax over the last axis; ESs where ``mask`` is False get probability 0."""
+    if mask is not None:
+        logits = logits.masked_fill(~mask.view(logits.shape), float("-inf"))
+    # Written out: torch.softmax over a last axis of H = 8 is about 5x slower on the CPU.
+    z = (logits - logits.amax(dim=-1, keepdim=True)).exp()
+    return z / z.sum(dim=-1, keepdim=True)
+
+
 class Actor(nn.Module):
     """State -> U x H logits; ``forward`` gives the per-user softmax, flattened (Fig. 3)."""
 
-    def __init__(self, obs_dim: int, n_users: int, n_servers: int, hidden: tuple[int, ...]):
+    def __init__(
+        self,
+        obs_dim: int,
+        n_users: int,
+        n_servers: int,
+        hidden: tuple[int, ...],
+        stay_bias: float = 0.0,
+    ):
         super().__init__()
-        self.n_users, self.n_servers = n_users, n_servers
+        self.n_users, self.n_servers, self.stay_bias = n_users, n_servers, float(stay_bias)
         self.net = mlp(obs_dim, hidden, n_users * n_servers)
 
-    def logits(self, obs: torch.Tensor) -> torch.Tensor:
+    def raw_logits(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs).view(-1, self.n_users, self.n_servers)
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.logits(obs), dim=-1).flatten(1)
+    def logits(self, obs: torch.Tensor) -> torch.Tensor:
+        out = self.raw_logits(obs)
+        if self.stay_bias:
+            out = out + self.stay_bias * home_onehot(obs, self.n_users, self.n_servers)
+        return out
+
+    def forward(self, obs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return masked_softmax(self.logits(obs), mask).flatten(1)
 
 
 class SharedActor(Actor):
@@ -139,12 +188,19 @@ class SharedActor(Actor):
     over the H ESs per user, so the replay buffer, critics and argmax are unchanged.
     """
 
-    def __init__(self, obs_dim: int, n_users: int, n_servers: int, hidden: tuple[int, ...]):
+    def __init__(
+        self,
+        obs_dim: int,
+        n_users: int,
+        n_servers: int,
+        hidden: tuple[int, ...],
+        stay_bias: float = 0.0,
+    ):
         nn.Module.__init__(self)
-        self.n_users, self.n_servers = n_users, n_servers
+        self.n_users, self.n_servers, self.stay_bias = n_users, n_servers, float(stay_bias)
         self.net = mlp(5 + 2 * n_servers + 1, hidden, n_servers)
 
-    def logits(self, obs: torch.Tensor) -> torch.Tensor:
+    def raw_logits(self, obs: torch.Tensor) -> torch.Tensor:
         x = obs.view(-1, self.n_users, 7)
         h = self.n_servers
         ran = torch.round(x[..., 4] * max(h - 1, 1)).long().clamp(0, h - 1)
@@ -155,8 +211,8 @@ class SharedActor(Actor):
 
 def make_actor(cfg: TD3Config, obs_dim: int, n_users: int, n_servers: int) -> Actor:
     if cfg.actor == "shared":
-        return SharedActor(obs_dim, n_users, n_servers, cfg.shared_hidden)
-    return Actor(obs_dim, n_users, n_servers, cfg.hidden)
+        return SharedActor(obs_dim, n_users, n_servers, cfg.shared_hidden, cfg.stay_bias)
+    return Actor(obs_dim, n_users, n_servers, cfg.hidden, cfg.stay_bias)
 
 
 class Critic(nn.Module):
@@ -173,7 +229,11 @@ class Critic(nn.Module):
 class ReplayBuffer:
     """A circular buffer of transitions in numpy arrays; sampled with the agent's Generator."""
 
-    def __init__(self, capacity: int, obs_dim: int, act_dim: int):
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int, masked: bool = False):
+        self.masked = masked
+        shape = (capacity, act_dim) if masked else (0, act_dim)
+        self.masks = np.ones(shape, dtype=bool)
+        self.next_masks = np.ones(shape, dtype=bool)
         self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
         self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
         self.actions = np.zeros((capacity, act_dim), dtype=np.float32)
@@ -182,8 +242,10 @@ class ReplayBuffer:
         self.pos = 0
         self.size = 0
 
-    def add(self, obs, action, reward: float, next_obs, done: bool) -> None:
+    def add(self, obs, action, reward: float, next_obs, done: bool, mask=None, next_mask=None):
         i = self.pos
+        if self.masked:
+            self.masks[i], self.next_masks[i] = mask.ravel(), next_mask.ravel()
         self.obs[i], self.actions[i], self.next_obs[i] = (
             obs.ravel(),
             action.ravel(),
@@ -198,6 +260,8 @@ class ReplayBuffer:
         t = torch.from_numpy
         return Batch(
             t(self.obs[idx]),
+            t(self.masks[idx]) if self.masked else None,
+            t(self.next_masks[idx]) if self.masked else None,
             t(self.actions[idx]),
             t(self.rewards[idx]),
             t(self.next_obs[idx]),
@@ -212,13 +276,22 @@ class ReplayBuffer:
             "actions": torch.from_numpy(self.actions[:n].copy()),
             "rewards": torch.from_numpy(self.rewards[:n].copy()),
             "dones": torch.from_numpy(self.dones[:n].copy()),
+            **(
+                {
+                    "masks": torch.from_numpy(self.masks[:n].copy()),
+                    "next_masks": torch.from_numpy(self.next_masks[:n].copy()),
+                }
+                if self.masked
+                else {}
+            ),
             "pos": self.pos,
             "size": self.size,
         }
 
     def load_state_dict(self, d: dict) -> None:
         n = int(d["size"])
-        for name in ("obs", "next_obs", "actions", "rewards", "dones"):
+        names = ("obs", "next_obs", "actions", "rewards", "dones")
+        for name in names + (("masks", "next_masks") if self.masked else ()):
             getattr(self, name)[:n] = d[name].numpy()
         self.pos, self.size = int(d["pos"]), n
 
@@ -240,23 +313,29 @@ class Agent:
         self.qf2_t = copy.deepcopy(self.qf2)
         for net in (self.actor_t, self.qf1_t, self.qf2_t):
             net.requires_grad_(False)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, foreach=True)
         self.critic_opt = torch.optim.Adam(
-            list(self.qf1.parameters()) + list(self.qf2.parameters()), lr=cfg.lr
-        )
-        self.bc_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.bc_lr)
-        self.buffer = ReplayBuffer(cfg.buffer_size, obs_dim, act_dim)
+            list(self.qf1.parameters()) + list(self.qf2.parameters()), lr=cfg.lr, foreach=True
+        )  # foreach: one fused update of all tensors, about 1.7x faster than the loop on CPU
+        self.bc_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.bc_lr, foreach=True)
+        self.buffer = ReplayBuffer(cfg.buffer_size, obs_dim, act_dim, cfg.mask_infeasible)
         self.rng = np.random.default_rng(cfg.seed)  # exploration and minibatch sampling
         self.torch_gen = torch.Generator().manual_seed(cfg.seed)  # target policy smoothing
         self.n_updates = 0
 
     # Acting ---------------------------------------------------------------------------
     @torch.no_grad()
-    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
-        """The differentiable action (U*H probabilities) for one state, with exploration."""
+    def act(self, obs: np.ndarray, explore: bool, mask: np.ndarray | None = None) -> np.ndarray:
+        """The differentiable action (U*H probabilities) for one state, with exploration;
+        with ``mask_infeasible`` the (U, H) ``mask`` of :func:`dtasm_opt.env.feasible_targets`
+        zeroes the other ESs (it is required then)."""
         logits = self.actor.logits(torch.from_numpy(obs.reshape(1, -1)))[0].numpy()
         if explore and self.cfg.explore_noise > 0:
             logits = logits + self.rng.normal(0.0, self.cfg.explore_noise, logits.shape)
+        if self.cfg.mask_infeasible:
+            if mask is None:
+                raise InputError("td3 act: mask_infeasible needs the action mask")
+            logits = np.where(mask.reshape(logits.shape), logits, -np.inf)
         z = np.exp(logits - logits.max(axis=1, keepdims=True))
         return (z / z.sum(axis=1, keepdims=True)).astype(np.float32).ravel()
 
@@ -269,8 +348,8 @@ class Agent:
         with torch.no_grad():
             logits = self.actor_t.logits(b.next_obs)
             noise = torch.randn(logits.shape, generator=self.torch_gen) * cfg.policy_noise
-            next_a = torch.softmax(logits + noise.clamp(-cfg.noise_clip, cfg.noise_clip), -1)
-            next_a = next_a.flatten(1)
+            noisy = logits + noise.clamp(-cfg.noise_clip, cfg.noise_clip)
+            next_a = masked_softmax(noisy, b.next_masks).flatten(1)
             q_next = torch.min(self.qf1_t(b.next_obs, next_a), self.qf2_t(b.next_obs, next_a))
             y = b.rewards * cfg.reward_scale + cfg.gamma * (1.0 - b.dones) * q_next
         critic_loss = F.mse_loss(self.qf1(b.obs, b.actions), y) + F.mse_loss(
@@ -284,7 +363,7 @@ class Agent:
         actor_loss = None
         if self.n_updates % cfg.policy_delay == 0:
             if train_actor:
-                loss = -self.qf1(b.obs, self.actor(b.obs)).mean()
+                loss = -self.qf1(b.obs, self.actor(b.obs, b.masks)).mean()
                 self.actor_opt.zero_grad()
                 loss.backward()
                 self.actor_opt.step()
@@ -299,12 +378,20 @@ class Agent:
             for p, tp in zip(net.parameters(), tgt.parameters(), strict=True):
                 tp.lerp_(p, self.cfg.tau)
 
-    def imitate(self, obs: np.ndarray, targets: np.ndarray) -> float:
-        """One cross-entropy step of the actor towards a teacher's ES choices (warm start)."""
+    def imitate(self, obs: np.ndarray, targets: np.ndarray, masks=None) -> float:
+        """One cross-entropy step of the actor towards a teacher's ES choices (warm start).
+        With ``masks`` ((B, U*H) bool) the logits are masked and labels on masked ESs are
+        ignored (the masked policy cannot take them)."""
         logits = self.actor.logits(torch.from_numpy(obs.reshape(len(obs), -1)))
-        loss = F.cross_entropy(
-            logits.reshape(-1, self.n_servers), torch.from_numpy(targets.reshape(-1))
-        )
+        logits = logits.reshape(-1, self.n_servers)
+        labels = torch.from_numpy(np.asarray(targets, dtype=np.int64).reshape(-1))
+        if masks is not None:
+            m = torch.as_tensor(masks).reshape(-1, self.n_servers)
+            logits = logits.masked_fill(~m, float("-inf"))
+            labels = torch.where(m.gather(1, labels[:, None])[:, 0], labels, -100)
+            if not bool((labels >= 0).any()):
+                return 0.0
+        loss = F.cross_entropy(logits, labels, ignore_index=-100)
         self.bc_opt.zero_grad()
         loss.backward()
         self.bc_opt.step()

@@ -1,4 +1,5 @@
-"""A trained TD3 agent as a method (``td3:PATH``): the actor's per-user argmax over the ESs.
+"""A trained TD3 agent as a method (``td3:PATH``): the actor's per-user argmax over the ESs
+(over the ESs reachable without a failed migration if it was trained with ``mask_infeasible``).
 
 The checkpoint records the system it was trained on; a different system (users, ESs,
 application kinds, xi, ES/link or application data) is refused with an InputError naming
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 from dtasm_opt import checkpoint
-from dtasm_opt.env import observe
+from dtasm_opt.env import feasible_targets, observe
 from dtasm_opt.errors import InputError
 from dtasm_opt.instance import Instance
 from dtasm_opt.methods import MethodSettings
@@ -28,6 +29,7 @@ class TD3Policy:
     actor: Actor
     system: dict
     path: str
+    masked: bool = False  # the config's mask_infeasible: argmax over feasible ESs only
     name: str = "td3"
     _checked: tuple = field(default=(), repr=False)
 
@@ -43,7 +45,8 @@ class TD3Policy:
     def scores(self, inst: Instance) -> np.ndarray:
         """The actor's per-user probabilities, (U, H)."""
         obs = torch.from_numpy(observe(inst).reshape(1, -1))
-        return self.actor(obs)[0].numpy().reshape(inst.n_users, inst.n_servers)
+        mask = torch.from_numpy(feasible_targets(inst)) if self.masked else None
+        return self.actor(obs, mask)[0].numpy().reshape(inst.n_users, inst.n_servers)
 
     def decide(self, inst: Instance, step: int) -> Decision:
         self.check(inst)
@@ -63,7 +66,7 @@ def load_policy(path: str, threads: int = 1) -> TD3Policy:
     except (KeyError, RuntimeError) as exc:
         raise InputError(f"{path}: agent.actor: does not match its config ({exc})") from None
     actor.eval()
-    return TD3Policy(actor=actor, system=system, path=str(path))
+    return TD3Policy(actor=actor, system=system, path=str(path), masked=cfg.mask_infeasible)
 
 
 def make_td3(name: str, settings: MethodSettings) -> TD3Policy:

@@ -8,7 +8,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from dtasm_opt import simulator
-from dtasm_opt.env import ENV_ID, DTASMEnv, observe
+from dtasm_opt.env import ENV_ID, DTASMEnv, feasible_targets, observe
 from dtasm_opt.errors import InputError
 from dtasm_opt.generator import Scenario, generate_stream
 
@@ -93,3 +93,34 @@ def test_bad_action_is_an_input_error(stream):
     env.reset(seed=0)
     with pytest.raises(InputError, match="action"):
         env.step(np.zeros(5, np.float32))
+
+
+def test_action_mask_is_exactly_the_simulators_failure_rule():
+    """Moving one user alone to ES h fails iff the mask says h is infeasible for it."""
+    stream = generate_stream(Scenario(users=10, servers=4, xi_s=0.6), seed=3, steps=2)
+    env = DTASMEnv(stream)
+    env.reset(seed=0)
+    env.step_targets(np.arange(10) % 4)  # scatter users so that step 1 has varied servers
+    inst = env.instance
+    mask = env.action_mask()
+    np.testing.assert_array_equal(mask, feasible_targets(inst))
+    assert mask.shape == (10, 4) and mask.any(axis=1).all()
+    assert not mask.all()  # xi = 0.6 s leaves some migrations infeasible: the test bites
+    s = inst.users.server
+    for u in range(10):
+        for h in range(4):
+            action = s.copy()
+            action[u] = h
+            out = simulator.apply(inst, action)
+            assert out.migration_failed == int(s[u] < 4 and not mask[u, h])
+
+
+def test_masked_random_actions_never_fail(stream):
+    env = DTASMEnv(stream)
+    env.reset(seed=0)
+    rng = np.random.default_rng(1)
+    for _ in range(stream.n_steps):
+        scores = rng.uniform(-1, 1, size=(12, 3))
+        scores[~env.action_mask()] = -np.inf
+        *_, info = env.step_targets(scores.argmax(axis=1))
+        assert info["migration_failed"] == 0

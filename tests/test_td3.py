@@ -14,7 +14,7 @@ from dtasm_opt.env import DTASMEnv
 from dtasm_opt.errors import InputError
 from dtasm_opt.generator import Scenario, generate_stream
 from dtasm_opt.instance import Apps, Servers
-from dtasm_opt.methods import make_method
+from dtasm_opt.methods import MethodSettings, make_method
 from dtasm_opt.solvers.td3 import Agent, TD3Config
 from dtasm_opt.stream import Stream
 from dtasm_opt.train import main, train
@@ -145,9 +145,10 @@ def test_checkpoint_round_trip_and_refusal(tmp_path, actor):
         policy.decide(bigger, 0)
 
 
-def test_resume_equals_a_straight_run(tmp_path):
-    stream = generate_stream(Scenario(users=10, servers=3), seed=2, steps=7)
-    cfg = TD3Config(**SMALL, policy_delay=3, seed=5)
+@pytest.mark.parametrize("masked", [False, True])
+def test_resume_equals_a_straight_run(tmp_path, masked):
+    stream = generate_stream(Scenario(users=10, servers=3, xi_s=0.6), seed=2, steps=7)
+    cfg = TD3Config(**SMALL, policy_delay=3, seed=5, mask_infeasible=masked, stay_bias=0.5)
     kw = dict(checkpoint_every=15, warm_start_steps=20, progress=False)
     train(stream, cfg, tmp_path / "a", 40, **kw)
     train(stream, cfg, tmp_path / "b", 15, **kw)
@@ -169,3 +170,96 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert main([str(tmp_path / "missing.json"), "--steps", "5", "--out", str(tmp_path)]) == 2
     assert main(["--users", "4", "--steps", "5", "--out", str(tmp_path), "--resume"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_masked_agent_acts_and_learns_only_on_feasible_ess(tmp_path):
+    stream = generate_stream(Scenario(users=10, servers=4, xi_s=0.6), seed=3, steps=6)
+    cfg = TD3Config(**SMALL, policy_delay=2, mask_infeasible=True, explore_noise=1.0, seed=1)
+    train(stream, cfg, tmp_path, 40, checkpoint_every=40, progress=False)
+    doc = checkpoint.load(tmp_path / "last.pt")
+    agent = Agent(TD3Config.from_dict(doc["config"]), doc["obs_dim"], 10, 4)
+    agent.load_state_dict(doc["agent"])
+    buf = agent.buffer
+    assert buf.masked and not buf.masks[: buf.size].all()  # some ESs were masked
+    np.testing.assert_array_equal(buf.actions[: buf.size][~buf.masks[: buf.size]], 0.0)
+    sums = buf.actions[: buf.size].reshape(-1, 10, 4).sum(axis=2)
+    np.testing.assert_allclose(sums, 1.0, rtol=1e-5)  # the stored action is a masked softmax
+    assert all(np.isfinite(agent.update().critic) for _ in range(4))
+    rows = (tmp_path / "steps.csv").read_text().splitlines()[1:]
+    assert all(r.split(",")[6] == "0" for r in rows)  # migration_failed, every step
+    env = DTASMEnv(stream)
+    env.reset(seed=0)
+    with pytest.raises(InputError, match="mask"):
+        agent.act(np.zeros(70, np.float32), explore=False)
+    policy = make_method(f"td3:{tmp_path / 'policy.pt'}")
+    servers = stream.initial_server
+    for t in range(stream.n_steps):  # the greedy method applies the mask too
+        inst = stream.instance(t, servers)
+        out = simulator.apply(inst, policy.decide(inst, t).action)
+        assert out.migration_failed == 0
+        servers = out.final_server
+
+
+def test_large_stay_bias_is_the_stay_rule():
+    stream = generate_stream(Scenario(users=10, servers=3), seed=2, steps=3)
+    agent = Agent(TD3Config(**SMALL, stay_bias=50.0), 70, 10, 3)
+    env = DTASMEnv(stream)
+    obs, _ = env.reset(seed=0)
+    env.step_targets(np.r_[np.zeros(5, np.int64), np.full(5, 3)])  # half to the cloud
+    inst = env.instance
+    from dtasm_opt.env import observe
+    from dtasm_opt.train import home_targets
+
+    a = agent.act(observe(inst), explore=False).reshape(10, 3).argmax(axis=1)
+    assert (inst.users.server == 3).any()
+    np.testing.assert_array_equal(a, home_targets(inst))
+
+
+def test_milp_warm_start_imitates_the_teacher(tmp_path):
+    """After a warm start on the tiny instance the greedy actor takes the teacher's action."""
+    pytest.importorskip("highspy")
+    stream = tiny_stream()
+    inst = stream.instance(0)
+    teacher = make_method("milp", MethodSettings(time_limit_s=5.0, second_stage="migrations"))
+    a = np.asarray(teacher.decide(inst, 0).action)
+    labels = np.where(a == inst.cloud, inst.users.server, a)  # the agent names ESs only
+    cfg = TD3Config(**SMALL, bc_lr=3e-3, seed=0)
+    train(
+        stream,
+        cfg,
+        tmp_path,
+        40,
+        checkpoint_every=40,
+        warm_start_steps=40,
+        teacher="milp",
+        teacher_time_limit_s=5.0,
+        teacher_second_stage="migrations",
+        progress=False,
+    )
+    policy = make_method(f"td3:{tmp_path / 'policy.pt'}")
+    np.testing.assert_array_equal(policy.decide(inst, 0).action, labels)
+    best, _ = brute_force(stream)
+    assert simulator.apply(inst, labels).cloud_load_bytes == pytest.approx(best, rel=1e-12)
+
+
+def test_sb3_td3_runs_on_the_env():
+    sb3 = pytest.importorskip("stable_baselines3")
+    stream = generate_stream(Scenario(users=6, servers=2), seed=2, steps=5)
+    env = DTASMEnv(stream)
+    model = sb3.TD3(
+        "MlpPolicy",
+        env,
+        buffer_size=64,
+        batch_size=8,
+        learning_starts=5,
+        policy_delay=2,
+        policy_kwargs={"net_arch": [16]},
+        seed=0,
+        device="cpu",
+    )
+    model.learn(total_timesteps=12)
+    assert model.num_timesteps == 12
+    action, _ = model.predict(env.reset(seed=0)[0], deterministic=True)
+    assert action.shape == (6, 2)
+    *_, info = env.step(action)
+    assert "cloud_load_bytes" in info
