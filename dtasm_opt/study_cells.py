@@ -190,8 +190,9 @@ def _train(spec: Spec, m: MethodSpec, cell: Cell, stream) -> list[dict]:
         raise InputError(f"method {m.label!r}: TD3 training is not available ({exc})") from None
     known = {f.name for f in fields(TD3Config)}
     kw = {k: v for k, v in m.options.items() if k in known}
-    if "hidden" in kw:
-        kw["hidden"] = tuple(kw["hidden"])
+    for key in ("hidden", "shared_hidden"):  # TOML arrays -> the config's tuples
+        if key in kw:
+            kw[key] = tuple(kw[key])
     if spec.axis == "discount":
         kw["gamma"] = float(cell.value)
     cfg = TD3Config(**{**kw, "seed": cell.seed, "threads": int(m.options.get("threads", 1))})
