@@ -24,19 +24,26 @@ HERE = Path(__file__).parent
 def main() -> None:
     milp = list(csv.DictReader(open(HERE / "rollout.csv")))
     steps = {r["step"] for r in milp}
-    base = [r for r in csv.DictReader(open(HERE.parent / "baselines_default" / "rollout.csv"))
-            if r["step"] in steps]
+    base = [
+        r
+        for r in csv.DictReader(open(HERE.parent / "baselines_default" / "rollout.csv"))
+        if r["step"] in steps
+    ]
     print(f"Means over {len(steps)} steps (U=200, H=8, xi=1.2 s, stream seed 1)\n")
     print("| method | cloud MB | downtime ms | migrated | failed | rejected | users on ESs |")
     print("|---|---|---|---|---|---|---|")
     for row in summarize(base + milp):
-        print(f"| {row['method']} | {row['cloud_load_mb']:.2f} | {row['downtime_ms']:.0f} | "
-              f"{row['migrated']:.1f} | {row['migration_failed']:.2f} | {row['rejected']:.2f} "
-              f"| {row['users_on_edge']:.1f} |")
+        print(
+            f"| {row['method']} | {row['cloud_load_mb']:.2f} | {row['downtime_ms']:.0f} | "
+            f"{row['migrated']:.1f} | {row['migration_failed']:.2f} | {row['rejected']:.2f} "
+            f"| {row['users_on_edge']:.1f} |"
+        )
     t = np.array([float(r["decision_time_s"]) for r in milp])
     q = np.percentile(t, [50, 90, 99])
-    print(f"\nMILP-greedy decision time per step: median {q[0]:.2f} s, p90 {q[1]:.2f} s, "
-          f"p99 {q[2]:.2f} s, max {t.max():.2f} s, mean {t.mean():.2f} s")
+    print(
+        f"\nMILP-greedy decision time per step: median {q[0]:.2f} s, p90 {q[1]:.2f} s, "
+        f"p99 {q[2]:.2f} s, max {t.max():.2f} s, mean {t.mean():.2f} s"
+    )
     print("statuses:", dict(Counter(r["status"] for r in milp)))
     gaps = [float(r["gap"]) for r in milp if r["status"] == "time_limit" and r["gap"]]
     if gaps:
