@@ -69,8 +69,6 @@ def write_set(
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"--set: {folder} exists and is not a folder")
-    if not folder.parent.exists():
-        raise InputError(f"--set: folder {folder.parent} does not exist")
     if method not in SOLVER_PACKAGE:
         raise InputError(
             f"--method: a set's reference values need an exact method, "
@@ -86,7 +84,7 @@ def write_set(
         "settings": asdict(settings),
     }
     solver_impl = make_method(method, settings)  # refuses bad settings before any file
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / MANIFEST
     manifest = _load_manifest(path, _family(scenario, seed0, family_name), solver)
     done = {entry["name"] for entry in manifest["instances"]}
