@@ -244,15 +244,7 @@ def write_summary(spec: Spec, path: str | Path, out: str | Path, run: dict | Non
             "on ESs",
             "decide ms",
         ]
-        keys = [
-            "cloud_mb",
-            "downtime_ms",
-            "migrated",
-            "migration_failed",
-            "rejected",
-            "users_on_edge",
-            "decision_ms",
-        ]
+        keys = list(METRICS)
         extra = [
             ("vs_milp_mb", "- milp MB"),
             ("vs_milp_ratio", "/ milp"),
