@@ -98,9 +98,11 @@ def cell_stats(cols: dict[str, np.ndarray], last: int) -> dict[str, float]:
     stats = {
         "steps": float(len(tail["step"])),
         "cloud_mb": float(np.mean(tail["cloud_load_bytes"])) / BYTES_PER_MB,
+        # Undefined (NaN) without a migration: a seed that moved nobody says nothing about
+        # downtime, and a 0 there would drag the mean and blow up the interval.
         "downtime_ms": 1e3 * float(np.nansum(tail["total_downtime_s"])) / migrated
         if migrated
-        else 0.0,
+        else math.nan,
         "migrated": float(np.mean(tail["migrated"])),
         "migration_failed": float(np.mean(tail["migration_failed"])),
         "rejected": float(np.mean(tail["rejected"])),
@@ -138,7 +140,9 @@ def summarize(spec: Spec, path: str | Path) -> tuple[list[dict], dict]:
         }
         for k in METRICS + ("optimum_mb",):
             if all(k in s for s in seeds.values()):
-                row[k] = mean_ci([s[k] for s in seeds.values()])
+                defined = [s[k] for s in seeds.values() if not math.isnan(s[k])]
+                if defined:  # across the seeds where the metric is defined (downtime)
+                    row[k] = mean_ci(defined)
         ref = per.get((value, "milp"))
         if ref and method != "milp":
             paired = [seeds[s]["cloud_mb"] - ref[s]["cloud_mb"] for s in seeds if s in ref]

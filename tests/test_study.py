@@ -318,3 +318,23 @@ def test_hindsight_bound_cells_bound_every_method(tmp_path):
 
     text = write_summary(spec, tmp_path / "out/results.csv", tmp_path / "summary.md")
     assert "Against the hindsight lower bound" in text
+
+
+def test_summary_downtime_ignores_seeds_that_moved_nobody(tmp_path):
+    # Seed 1 migrates 2 users (3 s in all), seed 2 nobody: downtime is seed 1's 1500 ms with
+    # no interval, not the mean of 1500 and a made-up 0.
+    from dtasm_opt.study_report import summarize
+
+    spec = load(write(tmp_path, TINY.replace("[sweep]", "[x]").split("[x]")[0]))
+    header = "study,seed,method,step,cloud_load_bytes,total_downtime_s,migrated,"
+    header += "migration_failed,rejected,users_on_edge,decision_time_s\n"
+    lines = [
+        "tiny,1,nearest,0,0,3.0,2,0,0,20,0.001",
+        "tiny,2,nearest,0,1048576,0.0,0,0,1,19,0.001",
+    ]
+    path = tmp_path / "results.csv"
+    path.write_text(header + "\n".join(lines) + "\n")
+    (row,) = summarize(spec, path)[0]
+    assert row["downtime_ms"] == (1500.0, None)
+    assert row["cloud_mb"][0] == 0.5 and row["cloud_mb"][1] is not None
+    assert row["migrated"][0] == 1.0
