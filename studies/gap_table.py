@@ -1,0 +1,87 @@
+"""The headline optimality-gap table of studies/README.md, from the `gap` and `gap_u280` studies.
+
+    python studies/gap_table.py [SPEC ...] [--quick]   # default: studies/gap.toml gap_u280.toml
+
+Each SPEC's results are read from its default folder (studies/<name>/, or with --quick the
+smoke-test folder out/studies/<name>-quick/ of `python -m dtasm_opt.study SPEC --quick`).
+
+For each study and method: the mean cloud load per step over the study's steps (the same
+steps and states for every method of a seed), its paired difference from MILP-greedy and
+from the certified hindsight bound (mean and 95 % interval across seeds), the ratios of the
+seed-summed loads, and, where the study solved it, the difference from the per-step optimum
+from the method's own states. TD3 appears as its greedy policy after training (td3-greedy):
+its training rows are other steps of the stream.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from dtasm_opt.study_report import _fmt, bound_table, load_cells, summarize
+from dtasm_opt.study_spec import load
+
+ROOT = Path(__file__).resolve().parent
+NAMES = {
+    "womig-stable": "WoMig-stable",
+    "womig-dynamic": "WoMig-dynamic",
+    "random": "Random",
+    "nearest": "Nearest",
+    "danearest": "DANearest",
+    "td3-greedy": "TD3 (greedy)",
+    "milp": "MILP-greedy",
+}
+
+
+def rows(spec_path: Path, quick: bool) -> list[list[str]]:
+    spec = load(spec_path, quick=quick)
+    folder = Path("out/studies", f"{spec.name}-quick") if quick else ROOT / spec.name
+    table, _ = summarize(spec, folder / "results.csv")
+    by_method = {r["method"]: r for r in table}
+    bounds = {r["method"]: r for r in bound_table(spec, load_cells(folder / "results.csv", None))}
+    users = spec.scenario.get("users")
+    out = []
+    for method, name in NAMES.items():
+        r, b = by_method.get(method), bounds.get(method)
+        if r is None or b is None:
+            continue
+        out.append(
+            [
+                str(users or folder.name),
+                name,
+                _fmt(b["cloud_mb"]),
+                _fmt(r.get("vs_milp_mb")) if method != "milp" else "0",
+                _fmt(r.get("vs_milp_ratio")) if method != "milp" else "1",
+                _fmt(r.get("vs_opt_mb")),
+                _fmt(b["bound_mb"][0]),
+                _fmt(b["vs_bound_mb"]),
+                _fmt(b["vs_bound_ratio"]),
+            ]
+        )
+    return out
+
+
+def main(argv: list[str]) -> int:
+    quick = "--quick" in argv
+    specs = [Path(a) for a in argv if a != "--quick"] or [ROOT / "gap.toml", ROOT / "gap_u280.toml"]
+    heads = [
+        "U",
+        "method",
+        "cloud MB",
+        "- MILP-greedy MB",
+        "/ MILP-greedy",
+        "- step-opt MB",
+        "bound MB",
+        "- bound MB",
+        "/ bound",
+    ]
+    print("| " + " | ".join(heads) + " |")
+    print("|" + "---|" * len(heads))
+    for spec_path in specs:
+        for row in rows(spec_path, quick):
+            print("| " + " | ".join(row) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
