@@ -1,8 +1,9 @@
 """The certified hindsight bound (models/hindsight.py) and its CLI (dtasm_opt/bound.py).
 
 The bound must be <= the realised total cloud load of every policy: checked against every
-baseline, MILP-greedy and random action sequences on small random streams (overloaded ones
-and tight xi included), and against brute force over all action sequences on tiny streams.
+baseline, MILP-greedy, TD3 (every training episode and the trained greedy policy, both
+agents) and random action sequences on small random streams (overloaded ones and tight xi
+included), and against brute force over all action sequences on tiny streams.
 """
 
 from __future__ import annotations
@@ -109,6 +110,48 @@ def test_bound_below_every_method_and_random_sequences(case):
         assert part <= min(min(loads.values()), min(seq))
     if load <= 0.2 and users >= 12:  # heavily overloaded: a vacuous bound would be a failure
         assert total > 0.0
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"seed{c[0]}" for c in CASES])
+def test_bound_below_td3_training_episodes_and_greedy_policy(case, tmp_path):
+    # TD3 is a policy like any other: each pass over the stream during training starts from
+    # the initial servers (the stream restarts), so every episode's total must be >= the
+    # bound, and so must the trained agent's greedy rollout. Small networks, short budgets:
+    # the point is TD3's (exploring, then learnt) actions, not its quality.
+    pytest.importorskip("torch")
+    from dtasm_opt import records
+    from dtasm_opt.solvers.td3 import TD3Config
+    from dtasm_opt.train import train
+
+    seed, users, servers, steps, load, xi = case
+    st = small_stream(seed, users, servers, steps, load, xi)
+    total = hs.hindsight_bound(st)[0]
+    episodes = 4
+    for name, cfg in (
+        ("paper", TD3Config(hidden=(32, 32), batch_size=8, learning_starts=steps, seed=seed)),
+        (
+            "final",
+            TD3Config(
+                actor="shared",
+                shared_hidden=(16,),
+                hidden=(32, 32),
+                batch_size=8,
+                learning_starts=steps,
+                mask_infeasible=True,
+                stay_bias=3.0,
+                explore_noise=0.2,
+                seed=seed,
+            ),
+        ),
+    ):
+        out = tmp_path / name
+        train(st, cfg, out, episodes * steps, checkpoint_every=episodes * steps, progress=False)
+        loads = [float(r["cloud_load_bytes"]) for r in records.read_rows(out / "steps.csv")]
+        assert len(loads) == episodes * steps
+        for e in range(episodes):
+            assert total <= sum(loads[e * steps : (e + 1) * steps]), (name, e)
+        greedy = realised(st, [f"td3:{out / 'last.pt'}"], seed)
+        assert total <= next(iter(greedy.values())), name
 
 
 TINY = [
