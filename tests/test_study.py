@@ -318,6 +318,11 @@ def test_hindsight_bound_cells_bound_every_method(tmp_path):
 
     text = write_summary(spec, tmp_path / "out/results.csv", tmp_path / "summary.md")
     assert "Against the hindsight lower bound" in text
+    from dtasm_opt.study_plots import write_plots
+
+    made = write_plots(spec, tmp_path / "out/results.csv", tmp_path)
+    assert {p.name for p in made} == {"sweep.png", "users_on_edge.png", "gap.png"}
+    assert (tmp_path / "gap.png").stat().st_size > 0
 
 
 def test_summary_downtime_ignores_seeds_that_moved_nobody(tmp_path):
