@@ -206,7 +206,8 @@ def _ordered(spec: Spec, per) -> list[tuple[str, str]]:
     )
 
 
-def _fmt(x) -> str:
+def fmt(x) -> str:
+    """A summary table cell: a number, or (mean, 95 % half-width) as "mean ± ci"."""
     if x is None:
         return "-"
     if isinstance(x, tuple):
@@ -265,7 +266,7 @@ def write_summary(spec: Spec, path: str | Path, out: str | Path, run: dict | Non
                 str(r["seeds"]),
                 str(int(r["steps"])),
             ]
-            cells += [_fmt(r.get(k)) for k in keys] + [_fmt(r.get(k)) for k, _ in extra]
+            cells += [fmt(r.get(k)) for k in keys] + [fmt(r.get(k)) for k, _ in extra]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         lines += _bound_lines(spec, bound_table(spec, load_cells(path, spec.axis)))
@@ -308,7 +309,7 @@ def _bound_lines(spec: Spec, table: list[dict]) -> list[str]:
             str(r["steps"]),
         ]
         cells += [
-            _fmt(r[k])
+            fmt(r[k])
             for k in ("cloud_mb", "bound_mb", "vs_bound_mb", "vs_bound_ratio", "min_slack_mb")
         ]
         lines.append("| " + " | ".join(cells) + " |")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dtasm_opt.study_report import _fmt, bound_table, load_cells, summarize
+from dtasm_opt.study_report import bound_table, fmt, load_cells, summarize
 from dtasm_opt.study_spec import load
 
 ROOT = Path(__file__).resolve().parent
@@ -49,13 +49,13 @@ def rows(spec_path: Path, quick: bool) -> list[list[str]]:
             [
                 str(users or folder.name),
                 name,
-                _fmt(b["cloud_mb"]),
-                _fmt(r.get("vs_milp_mb")) if method != "milp" else "0",
-                _fmt(r.get("vs_milp_ratio")) if method != "milp" else "1",
-                _fmt(r.get("vs_opt_mb")),
-                _fmt(b["bound_mb"][0]),
-                _fmt(b["vs_bound_mb"]),
-                _fmt(b["vs_bound_ratio"]),
+                fmt(b["cloud_mb"]),
+                fmt(r.get("vs_milp_mb")) if method != "milp" else "0",
+                fmt(r.get("vs_milp_ratio")) if method != "milp" else "1",
+                fmt(r.get("vs_opt_mb")),
+                fmt(b["bound_mb"][0]),
+                fmt(b["vs_bound_mb"]),
+                fmt(b["vs_bound_ratio"]),
             ]
         )
     return out

@@ -330,7 +330,7 @@ def test_summary_downtime_ignores_seeds_that_moved_nobody(tmp_path):
     # no interval, not the mean of 1500 and a made-up 0.
     from dtasm_opt.study_report import summarize
 
-    spec = load(write(tmp_path, TINY.replace("[sweep]", "[x]").split("[x]")[0]))
+    spec = load(write(tmp_path, TINY.split("[sweep]")[0]))  # no sweep axis
     header = "study,seed,method,step,cloud_load_bytes,total_downtime_s,migrated,"
     header += "migration_failed,rejected,users_on_edge,decision_time_s\n"
     lines = [
