@@ -16,11 +16,11 @@ import statistics
 import sys
 import time
 
-from dtasm_opt.generator import Scenario, generate_instance
-from dtasm_opt.models.step_milp import step_problem
-from dtasm_opt.solvers.highs_direct import DirectBackend
-from dtasm_opt.solvers.highs_pyomo import PyomoBackend
-from dtasm_opt.solvers.milp_common import stdout_to_stderr
+from dtasm_opt.core.generator import Scenario, generate_instance
+from dtasm_opt.models.step_problem import step_problem
+from dtasm_opt.solvers.exact.highs_direct import DirectBackend
+from dtasm_opt.solvers.exact.highs_pyomo import PyomoBackend
+from dtasm_opt.solvers.exact.milp_driver import stdout_to_stderr
 
 SIZES = ((50, 4), (200, 8), (1000, 16))
 

@@ -20,9 +20,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dtasm_opt import simulator
-from dtasm_opt.generator import Scenario, generate_stream
-from dtasm_opt.methods import MethodSettings, make_method
+from dtasm_opt.core import simulator
+from dtasm_opt.core.generator import Scenario, generate_stream
+from dtasm_opt.core.method import MethodSettings
+from dtasm_opt.solvers.registry import make_method
 
 SIZES = ((200, 8), (1000, 16), (5000, 32))
 POLICIES = ("danearest", "nearest", "random")

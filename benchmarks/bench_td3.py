@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dtasm_opt.generator import Scenario, generate_stream
-from dtasm_opt.methods import make_method
-from dtasm_opt.solvers.td3 import TD3Config
-from dtasm_opt.train import train
+from dtasm_opt.core.generator import Scenario, generate_stream
+from dtasm_opt.solvers.registry import make_method
+from dtasm_opt.solvers.td3.config import TD3Config
+from dtasm_opt.solvers.td3.training import train
 
 
 def bench_train(stream, steps: int, threads: int, out: Path) -> float:

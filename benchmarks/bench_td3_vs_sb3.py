@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dtasm_opt.env import DTASMEnv
-from dtasm_opt.generator import Scenario, generate_stream
-from dtasm_opt.solvers.td3 import TD3Config
+from dtasm_opt.core.generator import Scenario, generate_stream
+from dtasm_opt.rl.env import DTASMEnv
+from dtasm_opt.solvers.td3.config import TD3Config
 
 FINAL = dict(actor="shared", explore_noise=0.2, mask_infeasible=True, stay_bias=3.0)
 
@@ -50,8 +50,8 @@ def summarise(loads, migrated, failed, last: int) -> dict:
 
 
 def run_ours(stream, steps: int, threads: int, config: str, last: int) -> dict:
-    from dtasm_opt.methods import make_method
-    from dtasm_opt.train import train
+    from dtasm_opt.solvers.registry import make_method
+    from dtasm_opt.solvers.td3.training import train
 
     cfg = TD3Config(threads=threads, **(FINAL if config == "final" else {}))
     with tempfile.TemporaryDirectory() as tmp:

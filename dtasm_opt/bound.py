@@ -4,113 +4,26 @@
     python -m dtasm_opt.bound stream.json.gz --window 5 --mip --time-limit 60 --out b.json
 
 No policy, however clever, ends the first T steps with less total cloud load than
-``bound_bytes`` (see :mod:`dtasm_opt.models.hindsight` for the model and why it is valid).
-The horizon is cut into windows of W steps solved independently from a free state (the first
-from the stream's initial servers); only the total is a bound, not per-step values.
-
-The ``dtasm-bound/1`` JSON goes to stdout or ``--out``; ``--out`` is rewritten atomically
-after every window (``"complete": false`` until the last; a partial total is still a valid,
-weaker bound since cloud loads are >= 0) and ``--resume`` skips the windows it holds.
+``bound_bytes``. The ``dtasm-bound/1`` JSON goes to stdout or ``--out``, which is rewritten
+after every window; ``--resume`` skips the windows it holds
+(:mod:`dtasm_opt.experiments.bound_run`).
 """
 
 from __future__ import annotations
 
-import math
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from dtasm_opt import cli, files
+from dtasm_opt import cli
+from dtasm_opt.core import files
+from dtasm_opt.core.units import BYTES_PER_MB
 from dtasm_opt.errors import InputError
-from dtasm_opt.models.hindsight import LP_SOLVERS, WindowBound, solve_span, window_spans
-from dtasm_opt.rollout import stream_fingerprint
-from dtasm_opt.simulator import BYTES_PER_MB
-from dtasm_opt.stream import Stream
+from dtasm_opt.experiments.bound_run import run
+from dtasm_opt.solvers.exact.hindsight_bound import LP_SOLVERS, WindowBound
 
 PROG = "python -m dtasm_opt.bound"
-BOUND_FORMAT = "dtasm-bound/1"
 DEFAULT_WINDOW = 10
-_IDENTITY = ("stream", "fingerprint", "steps", "window", "relaxation", "lookback", "lp_solver")
-
-
-def document(
-    stream: Stream, steps: int, window: int, options: dict, windows: list[WindowBound]
-) -> dict:
-    """The ``dtasm-bound/1`` document for the windows solved so far."""
-    return {
-        "format": BOUND_FORMAT,
-        "stream": stream.name,
-        "fingerprint": stream_fingerprint(stream),
-        "steps": steps,
-        "window": window,
-        "relaxation": "mip" if options["mip"] else "lp",
-        "lookback": options["lookback"],
-        "lp_solver": options["lp_solver"],
-        "complete": len(windows) == len(window_spans(steps, window)),
-        "bound_bytes": math.fsum(w.bound_bytes for w in windows),
-        "windows": [w.to_dict() for w in windows],
-        "solve_time_s": math.fsum(w.solve_time_s for w in windows),
-    }
-
-
-def resumed_windows(path: Path, fresh: dict) -> list[WindowBound]:
-    """The windows held by an earlier ``--out`` of the same run; refuse another run's file."""
-    doc = files.read_json(path)
-    if not isinstance(doc, dict) or doc.get("format") != BOUND_FORMAT:
-        raise InputError(f"{path}: not a {BOUND_FORMAT} file; cannot resume it")
-    for key in _IDENTITY:
-        if doc.get(key) != fresh[key]:
-            raise InputError(
-                f"{path}: written for another {key} ({doc.get(key)!r}, now {fresh[key]!r}); "
-                "cannot resume it with these arguments"
-            )
-    spans = window_spans(fresh["steps"], fresh["window"])
-    out = []
-    try:
-        for (start, n), w in zip(spans, doc["windows"], strict=False):
-            if (w["start"], w["steps"]) != (start, n):
-                raise ValueError(f"window {w['start']}+{w['steps']} out of order")
-            out.append(WindowBound(start, n, float(w["bound_bytes"]), str(w["status"]),
-                                   float(w["solve_time_s"]), float("nan")))  # fmt: skip
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{path}: damaged windows ({exc}); delete it to start again") from None
-    return out
-
-
-def run(
-    stream: Stream,
-    steps: int,
-    window: int,
-    options: dict,
-    *,
-    out: Path | None = None,
-    resume: bool = False,
-    progress: bool = False,
-) -> dict:
-    """Solve every window not yet in ``out`` (with ``resume``); return the final document."""
-    if steps > stream.n_steps:
-        raise InputError(f"--steps: {steps} exceeds the stream's {stream.n_steps} steps")
-    spans = window_spans(steps, window)
-    windows: list[WindowBound] = []
-    if resume and out is not None and out.exists():
-        windows = resumed_windows(out, document(stream, steps, window, options, []))
-    for start, n in spans[len(windows) :]:
-        t0 = time.perf_counter()
-        w = solve_span(stream, start, n, **options)
-        windows.append(w)
-        doc = document(stream, steps, window, options, windows)
-        if out is not None:
-            files.write_json(out, doc)
-        if progress:
-            print(
-                f"window {len(windows)}/{len(spans)} steps [{start}, {start + n}): "
-                f"{w.bound_bytes / BYTES_PER_MB:.3f} MB ({w.status}, "
-                f"{time.perf_counter() - t0:.1f} s); total so far "
-                f"{doc['bound_bytes'] / BYTES_PER_MB:.3f} MB",
-                file=sys.stderr,
-            )
-    return document(stream, steps, window, options, windows)
 
 
 def build_parser() -> cli.Parser:
@@ -133,6 +46,15 @@ def build_parser() -> cli.Parser:
     return p
 
 
+def report(w: WindowBound, done: int, total: int, so_far: float, seconds: float) -> None:
+    print(
+        f"window {done}/{total} steps [{w.start}, {w.start + w.steps}): "
+        f"{w.bound_bytes / BYTES_PER_MB:.3f} MB ({w.status}, {seconds:.1f} s); total so far "
+        f"{so_far / BYTES_PER_MB:.3f} MB",
+        file=sys.stderr,
+    )
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.resume and args.out is None:
@@ -149,8 +71,9 @@ def _main(argv: Sequence[str] | None) -> int:
         "lookback": args.lookback,
         "lp_solver": args.lp_solver,
     }
+    on_window = None if args.quiet else report
     doc = run(stream, steps, args.window, options, out=out, resume=args.resume,
-              progress=not args.quiet)  # fmt: skip
+              on_window=on_window)  # fmt: skip
     if out is None:
         sys.stdout.write(files.dumps(doc))
         sys.stdout.flush()

@@ -3,7 +3,7 @@
 Every CLI module has ``main(argv=None) -> int`` over a thin :class:`Parser` and calls library
 functions. :func:`run` turns bad input (an :class:`~dtasm_opt.errors.InputError`, an argparse
 usage error, an unreadable or unwritable path) into ONE line ``error: <message>`` on stderr and
-exit status 2, never a traceback (DESIGN section 5). Machine-readable output goes to stdout or
+exit status 2, never a traceback (docs/design.md §5). Machine-readable output goes to stdout or
 a file, messages and progress to stderr.
 """
 
@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from dtasm_opt.core.method import SECOND_STAGES, MethodSettings
 from dtasm_opt.errors import InputError
 
 EXIT_OK = 0
@@ -115,7 +116,7 @@ def _int(text: str, what: str, minimum: int) -> int:
 
 
 def add_solver_options(p: argparse.ArgumentParser, *, time_limit_default: float | None) -> None:
-    """The options every command that runs methods shares (DESIGN section 5)."""
+    """The options every command that runs methods shares (:class:`MethodSettings`)."""
     p.add_argument("--seed", type=seed, default=0, help="seed of random methods and solvers")
     p.add_argument(
         "--time-limit",
@@ -129,7 +130,7 @@ def add_solver_options(p: argparse.ArgumentParser, *, time_limit_default: float 
     p.add_argument("--threads", type=count(1), default=1, help="exact solvers: threads")
     p.add_argument(
         "--second-stage",
-        choices=("migrations", "downtime", "none"),
+        choices=SECOND_STAGES,
         default="migrations",
         help="exact solvers: tie-break among load-optimal solutions",
     )
@@ -144,10 +145,8 @@ def add_solver_options(p: argparse.ArgumentParser, *, time_limit_default: float 
     )
 
 
-def solver_settings(args: argparse.Namespace):
+def solver_settings(args: argparse.Namespace) -> MethodSettings:
     """MethodSettings from the options of :func:`add_solver_options`."""
-    from dtasm_opt.methods import MethodSettings
-
     return MethodSettings(
         seed=args.seed,
         time_limit_s=args.time_limit,
@@ -157,3 +156,23 @@ def solver_settings(args: argparse.Namespace):
         second_stage_time_limit_s=args.stage2_time_limit,
         backend=args.backend,
     )
+
+
+class ProgressBar:
+    """A tqdm bar on stderr, fed as ``bar(done, total)`` by a library's progress callback."""
+
+    def __init__(self, unit: str):
+        self.unit = unit
+        self._bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=done, unit=self.unit, file=sys.stderr)
+            return
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -12,25 +12,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dtasm_opt import cli
+from dtasm_opt.core.files import write_json
+from dtasm_opt.core.generator import Scenario, generate_instance
+from dtasm_opt.core.method import MethodSettings
+from dtasm_opt.core.solution import Solution, evaluate
+from dtasm_opt.core.units import BYTES_PER_MB
 from dtasm_opt.errors import InputError
-from dtasm_opt.files import write_json
-from dtasm_opt.generator import Scenario, generate_instance
-from dtasm_opt.methods import MethodSettings, make_method
-from dtasm_opt.simulator import BYTES_PER_MB
-from dtasm_opt.solution import Solution, evaluate
+from dtasm_opt.solvers.registry import make_method, policies
 
-DEMO_METHODS = ("womig-stable", "womig-dynamic", "random", "nearest", "danearest", "milp", "cpsat")
+PROG = "python -m dtasm_opt.demo"
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m dtasm_opt.demo", description=__doc__.split("\n\n")[0]
+def parser() -> cli.Parser:
+    p = cli.make_parser(PROG, "Solve one step of the paper's default scenario with every method.")
+    p.add_argument("--users", type=cli.count(1), default=200, help="U")
+    p.add_argument("--servers", type=cli.count(1), default=8, help="H")
+    p.add_argument("--xi", type=cli.real(0.0), default=1.2, help="seamless-migration bound, s")
+    p.add_argument("--seed", type=cli.seed, default=1, help="scenario and method seed")
+    p.add_argument(
+        "--time-limit", type=cli.real(0.0, strict=True), default=30.0, help="exact solvers, s"
     )
-    p.add_argument("--users", type=int, default=200, help="U (default 200)")
-    p.add_argument("--servers", type=int, default=8, help="H (default 8)")
-    p.add_argument("--xi", type=float, default=1.2, help="seamless-migration bound, s")
-    p.add_argument("--seed", type=int, default=1, help="scenario and method seed")
-    p.add_argument("--time-limit", type=float, default=30.0, help="exact solvers, s per method")
     p.add_argument("--out", default="out/demo", help="folder for the instance and solutions")
     return p
 
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> list[Solution]:
     write_json(out / "instance.json", inst.to_dict())
     settings = MethodSettings(seed=args.seed, time_limit_s=args.time_limit)
     solutions = []
-    for name in DEMO_METHODS:
+    for name in policies():
         try:
             method = make_method(name, settings)
         except (InputError, ModuleNotFoundError) as exc:

@@ -14,11 +14,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from dtasm_opt import cli, files
+from dtasm_opt import cli
+from dtasm_opt.core import files
+from dtasm_opt.core.generator import MOBILITY, Scenario, generate_instance, generate_stream
+from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.errors import InputError
-from dtasm_opt.generator import MOBILITY, Scenario, generate_instance, generate_stream
-from dtasm_opt.instance_set import write_set
-from dtasm_opt.methods import MethodSettings
+from dtasm_opt.experiments.instance_set import write_set
+from dtasm_opt.solvers.registry import REFERENCE, policies
 
 PROG = "python -m dtasm_opt.generate"
 
@@ -59,7 +61,7 @@ def build_parser() -> cli.Parser:
     )
     s = p.add_argument_group("benchmark sets (--set)")
     s.add_argument("--count", type=cli.count(1), default=10, help="instances in the set")
-    s.add_argument("--method", choices=("milp", "cpsat"), default="milp", help="exact solver")
+    s.add_argument("--method", choices=policies(exact=True), default=REFERENCE, help="exact solver")
     s.add_argument(
         "--time-limit", type=cli.real(0.0, strict=True), default=60.0, help="s per instance"
     )
@@ -94,6 +96,14 @@ def write_one(args: argparse.Namespace) -> str:
     return what
 
 
+def report_instance(done: int, count: int, entry: dict, seconds: float) -> None:
+    print(
+        f"[{done}/{count}] {entry['name']}: {entry['status']}, cloud load "
+        f"{entry['objective_bytes']:.6g} B, gap {entry['gap']}, {seconds:.1f} s",
+        file=sys.stderr,
+    )
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.set is not None:
@@ -110,6 +120,7 @@ def _main(argv: Sequence[str] | None) -> int:
             name=args.name,
             method=args.method,
             settings=settings,
+            on_instance=report_instance,
         )
         proven = sum(e["status"] == "optimal" for e in manifest["instances"])
         print(

@@ -12,16 +12,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from dtasm_opt import cli, files
+from dtasm_opt import cli
+from dtasm_opt.core import files
+from dtasm_opt.core.instance import Instance
+from dtasm_opt.core.solution import Solution, evaluate
+from dtasm_opt.core.stream import Stream
+from dtasm_opt.core.units import BYTES_PER_MB
 from dtasm_opt.errors import InputError
-from dtasm_opt.instance import Instance
-from dtasm_opt.methods import available_methods, make_method
-from dtasm_opt.simulator import BYTES_PER_MB
-from dtasm_opt.solution import Solution, evaluate
-from dtasm_opt.stream import Stream
+from dtasm_opt.solvers.registry import REFERENCE, available_methods, make_method
 
 PROG = "python -m dtasm_opt.solve"
-DEFAULT_METHOD = "milp"
+DEFAULT_METHOD = REFERENCE
 
 
 def build_parser() -> cli.Parser:
@@ -106,6 +107,7 @@ def _main(argv: Sequence[str] | None) -> int:
     method = make_method(args.method, settings)  # an unknown name is refused before reading
     inst = load_instance(args.instance, args.step)
     if args.write_model is not None:
+        # Pyomo is imported only here (import-linter's one allowed exception for solve).
         from dtasm_opt.models.step_milp import write_model
 
         write_model(inst, args.write_model)

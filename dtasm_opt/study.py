@@ -7,8 +7,8 @@
 DIR (default ``studies/<name>/``; with ``--quick`` ``out/studies/<name>-quick/``) receives
 ``results.csv`` (tidy: one row per cell and step), ``manifest.json``, ``summary.md`` and PNG
 plots. Rerunning the same command after an interruption resumes it: completed cells are
-kept, never recomputed (see :mod:`dtasm_opt.study_run`). ``--report-only`` redraws the
-summary and plots from the CSV. Specs: :mod:`dtasm_opt.study_spec`.
+kept, never recomputed (see :mod:`dtasm_opt.studies.runner`). ``--report-only`` redraws the
+summary and plots from the CSV. Specs: :mod:`dtasm_opt.studies.spec`.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dtasm_opt import cli, study_plots, study_report
+from dtasm_opt import cli
 from dtasm_opt.errors import InputError
-from dtasm_opt.study_run import BACKENDS, run_study
-from dtasm_opt.study_spec import load
+from dtasm_opt.studies import plots, report
+from dtasm_opt.studies.runner import BACKENDS, run_study
+from dtasm_opt.studies.spec import load
 
 PROG = "python -m dtasm_opt.study"
 EXIT_CELLS_FAILED = 1
@@ -78,10 +79,10 @@ def _main(argv: Sequence[str] | None) -> int:
     results = out / "results.csv"
     if not results.exists():
         raise InputError(f"{results}: no results to report; run the study first")
-    text = study_report.write_summary(spec, results, out / "summary.md", run)
-    plots = study_plots.write_plots(spec, results, out)
+    text = report.write_summary(spec, results, out / "summary.md", run)
+    made = plots.write_plots(spec, results, out)
     print(text, file=sys.stderr)
-    print(f"wrote {out / 'summary.md'} and {', '.join(p.name for p in plots)}", file=sys.stderr)
+    print(f"wrote {out / 'summary.md'} and {', '.join(p.name for p in made)}", file=sys.stderr)
     if run and run["failed"]:
         print(f"error: {len(run['failed'])} cells failed; rerun to retry them", file=sys.stderr)
         return EXIT_CELLS_FAILED

@@ -1,4 +1,4 @@
-"""CP-SAT models of the per-step GAP (DESIGN section 3) and of one ES's knapsack (P3).
+"""CP-SAT models of the per-step GAP (docs/design.md §3) and of one ES's knapsack (P3).
 
 CP-SAT is an integer solver, so the real numbers are scaled to integers here, once, with a
 direction of rounding chosen per use:
@@ -7,7 +7,7 @@ direction of rounding chosen per use:
   - ``CONSERVATIVE``: W = ceil(Prc / q), C = floor(P / q). If a set has sum(W) <= C, then
     sum(Prc) <= q sum(W) <= q C <= P exactly, so the correctly rounded ``math.fsum`` of its
     Prc is <= P as well (rounding to nearest is monotone and P is a float): every solution of
-    the conservative model fits in the simulator (C4, DESIGN section 2), and no ES ever rejects
+    the conservative model fits in the simulator (C4, docs/design.md §2), and no ES ever rejects
     a user that the model assigned to it.
   - ``RELAXED``: W = floor(Prc / q), C = floor(P / q) + 1. A set that fits for real has
     fsum(Prc) <= P, so its exact sum is at most P + ulp(P)/2 <= P + q/2 (checked: ulp(P) <= q);
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.sat.python import cp_model
 
+from dtasm_opt.core.instance import Instance
 from dtasm_opt.errors import InputError
-from dtasm_opt.instance import Instance
 from dtasm_opt.models.pairs import Pairs
 
 HZ_PER_UNIT = 1000.0  # q: CP-SAT weight unit for Prc and P (1 kHz), like RL4CO's scaling factor
@@ -111,7 +111,7 @@ class StepModel:
     migration_const: int  # users on an ES before the step (each migrates if sent to the cloud)
 
     def migrations(self) -> cp_model.LinearExpr:
-        """Migrated users as a linear expression (DESIGN section 3's metric)."""
+        """Migrated users as a linear expression (docs/design.md §3's metric)."""
         return cp_model.LinearExpr.weighted_sum(self.x, self.migration_coef.tolist())
 
 

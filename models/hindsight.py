@@ -1,6 +1,6 @@
 """A certified hindsight lower bound on the total cloud load that ANY policy reaches on a stream.
 
-The model knows the whole stream in advance and relaxes the simulator (DESIGN section 3), so
+The model knows the whole stream in advance and relaxes the simulator (docs/design.md §3), so
 that the trajectory of every action sequence is feasible in it; its optimum (or any proven
 dual bound of it) is then <= the realised total cloud load of every method.
 
@@ -28,7 +28,8 @@ server user u is on after step t. Constraints, per step t of a window:
 
 Objective: minimise sum over counted steps and users of (Vt + Vr) / 8 x[t, u, H] (bytes).
 
-Certification: the reported LP value is not HiGHS's objective but a Lagrangian bound
+Certification: the reported LP value (computed by :mod:`dtasm_opt.solvers.exact.hindsight_bound`,
+which solves this model with HiGHS) is not HiGHS's objective but a Lagrangian bound
 L(y) = sum_r y_r b_r + sum_j min_{x_j in [l_j, u_j]} (c_j - A_j^T y) x_j evaluated by us from
 HiGHS's row duals y (signs clipped to the valid side). It is a lower bound on the LP optimum for
 ANY y, so solver tolerances, an early stop or an inexact interior-point answer can only make it
@@ -41,14 +42,11 @@ stream (per-step values inside a window are not).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
-import highspy
 import numpy as np
 
-from dtasm_opt.errors import InputError
-from dtasm_opt.physics import (
+from dtasm_opt.core.physics import (
     comm_latency_s,
     migration_downtime_s,
     required_capacity_hz,
@@ -56,20 +54,15 @@ from dtasm_opt.physics import (
     suspend_s,
     sync_s,
 )
-from dtasm_opt.simulator import BITS_PER_BYTE
-from dtasm_opt.solvers.milp_common import ensure_threads, stdout_to_stderr, termination_name
-from dtasm_opt.stream import Stream
+from dtasm_opt.core.stream import Stream
+from dtasm_opt.core.units import BITS_PER_BYTE
+from dtasm_opt.errors import InputError
 
 CAPACITY_MARGIN = 1e-9  # C4's right-hand side is P (1 + margin): covers fsum's last-bit rounding
 DUAL_REL_MARGIN = 1e-9  # our own float evaluation of L(y), relative to the sum of |terms|
 COST_UNIT_BYTES = float(2**20)  # objective in MB (exact power of two): costs of order 1
 MIP_REL_MARGIN = 1e-6  # HiGHS's MIP dual bound is computed under its feasibility tolerances
 ABS_MARGIN_BYTES = 1.0  # subtracted from every window's bound
-LP_SOLVERS = ("simplex", "ipm", "pdlp")
-
-_ROWWISE = 2  # HiGHS MatrixFormat kRowwise
-_MINIMIZE = 1  # HiGHS ObjSense kMinimize
-_INTEGER = 1  # HiGHS HighsVarType kInteger
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,70 +150,21 @@ def build_window(
     if initial_server is not None and lookback and first != start:
         raise InputError("lookback: a window with fixed initial servers has no lookback")
     data = [step_data(stream, t) for t in range(first, start + steps)]
-    n_t, n_u, n_h = len(data), stream.n_users, stream.n_servers
-    cloud = n_h
-    users = np.arange(n_u)
-
-    # Columns: C3-admissible ES entries reachable under the linking rule, and every cloud entry.
-    exists = np.ones((n_t, n_u, n_h + 1), dtype=bool)
-    for w, d in enumerate(data):
-        exists[w, :, :n_h] = d.admissible
-        if w == 0 and initial_server is not None:
-            exists[0, :, :n_h] &= d.seamless[users, np.asarray(initial_server)]
-        elif w > 0:
-            exists[w, :, :n_h] &= (exists[w - 1][:, :, None] & d.seamless).any(axis=1)
-    col_id = np.full(exists.shape, -1, dtype=np.int64)
-    col_id[exists] = np.arange(int(exists.sum()))
+    exists = _columns(data, stream.n_servers, initial_server)
     col_step, col_user, col_server = np.nonzero(exists)
     counted = col_step >= start - first
     loads = np.stack([d.load_bytes for d in data]) / COST_UNIT_BYTES
-    col_cost = np.where((col_server == cloud) & counted, loads[col_step, col_user], 0.0)
+    is_cloud = col_server == stream.n_servers
+    col_cost = np.where(is_cloud & counted, loads[col_step, col_user], 0.0)
 
-    rows, cols, vals, lower, upper = [], [], [], [], []
-    n_rows = 0
-
-    def add_rows(r, c, v, lo, up) -> None:
-        nonlocal n_rows
-        rows.append(np.asarray(r) + n_rows)
-        cols.append(np.asarray(c))
-        vals.append(np.asarray(v, dtype=float))
-        lower.append(np.asarray(lo, dtype=float))
-        upper.append(np.asarray(up, dtype=float))
-        n_rows += len(lo)
-
+    rows = _Rows()
     # C1: one row per (step, user).
-    n_c1 = n_t * n_u
-    add_rows(col_step * n_u + col_user, np.arange(col_step.size), np.ones(col_step.size),
-             np.ones(n_c1), np.ones(n_c1))  # fmt: skip
-    # C4: one row per (step, ES), divided by P[h] so that every row is of order 1 (HiGHS warns
-    # of bad scaling otherwise). Each quotient is off by <= 2^-53 relative: the margin covers.
-    es = np.flatnonzero(col_server < cloud)
-    prc = np.stack([d.required_hz for d in data])[col_step[es], col_user[es], col_server[es]]
-    p_hz = stream.servers.capacity_hz[col_server[es]]
-    share = prc / np.where(p_hz > 0, p_hz, 1.0)  # P = 0 admits only Prc = 0 (C3): share 0
-    cap = np.full(n_t * n_h, 1.0 + margin)
-    add_rows(col_step[es] * n_h + col_server[es], es, share, np.full(cap.size, -np.inf), cap)
-    # C2 linking: x[w, u, h] - sum_{i in Pred} x[w-1, u, i] <= 0, skipped where every
-    # existing predecessor column is in Pred (then the row says x <= 1).
-    for w in range(1, n_t):
-        prev = exists[w - 1][:, :, None]  # (U, H+1, 1)
-        pred = prev & data[w].seamless  # (U, H+1, H)
-        need = exists[w, :, :n_h] & (pred != prev).any(axis=1)  # (U, H)
-        u_idx, h_idx = np.nonzero(need)
-        if u_idx.size == 0:
-            continue
-        r = np.arange(u_idx.size)
-        pr_rows, pr_i = np.nonzero(pred[u_idx, :, h_idx])  # (row, predecessor server i)
-        add_rows(
-            np.concatenate((r, pr_rows)),
-            np.concatenate((col_id[w, u_idx, h_idx], col_id[w - 1, u_idx[pr_rows], pr_i])),
-            np.concatenate((np.ones(r.size), -np.ones(pr_rows.size))),
-            np.full(r.size, -np.inf),
-            np.zeros(r.size),
-        )
-    row_all, col_all, val_all = (np.concatenate(a) for a in (rows, cols, vals))
-    order = np.argsort(row_all, kind="stable")
-    a_start = np.concatenate(([0], np.cumsum(np.bincount(row_all, minlength=n_rows))))
+    n_c1 = len(data) * stream.n_users
+    rows.add(col_step * stream.n_users + col_user, np.arange(col_step.size),
+             np.ones(col_step.size), np.ones(n_c1), np.ones(n_c1))  # fmt: skip
+    _capacity_rows(rows, stream, data, (col_step, col_user, col_server), margin)
+    _linking_rows(rows, data, exists, stream.n_servers)
+    a_start, a_index, a_value = rows.csr()
     return WindowModel(
         start=start,
         steps=steps,
@@ -229,33 +173,93 @@ def build_window(
         col_user=col_user,
         col_server=col_server,
         col_cost=col_cost,
-        row_lower=np.concatenate(lower),
-        row_upper=np.concatenate(upper),
-        a_start=a_start.astype(np.int32),
-        a_index=col_all[order].astype(np.int32),
-        a_value=val_all[order],
+        row_lower=np.concatenate(rows.lower),
+        row_upper=np.concatenate(rows.upper),
+        a_start=a_start,
+        a_index=a_index,
+        a_value=a_value,
     )
 
 
-@dataclass(frozen=True)
-class WindowBound:
-    """A proven lower bound on the cloud load (bytes) of any policy over one window."""
+def _columns(data: list[StepData], n_h: int, initial_server: np.ndarray | None) -> np.ndarray:
+    """(T, U, H+1) bool: the columns that exist. ES entries that are C3-admissible and
+    reachable under the linking rule from some earlier column; every cloud entry."""
+    n_u = data[0].load_bytes.shape[0]
+    exists = np.ones((len(data), n_u, n_h + 1), dtype=bool)
+    for w, d in enumerate(data):
+        exists[w, :, :n_h] = d.admissible
+        if w == 0 and initial_server is not None:
+            exists[0, :, :n_h] &= d.seamless[np.arange(n_u), np.asarray(initial_server)]
+        elif w > 0:
+            exists[w, :, :n_h] &= (exists[w - 1][:, :, None] & d.seamless).any(axis=1)
+    return exists
 
-    start: int
-    steps: int
-    bound_bytes: float
-    status: str  # "optimal" (relaxation solved), "time_limit", "imprecise", "interrupted"
-    solve_time_s: float
-    lp_bound_bytes: float  # the certified LP bound (equal to bound_bytes for the LP)
 
-    def to_dict(self) -> dict:
-        return {
-            "start": self.start,
-            "steps": self.steps,
-            "bound_bytes": self.bound_bytes,
-            "status": self.status,
-            "solve_time_s": self.solve_time_s,
-        }
+class _Rows:
+    """Rows collected as COO triplets, numbered in the order they are added."""
+
+    def __init__(self) -> None:
+        self.rows: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.lower: list[np.ndarray] = []
+        self.upper: list[np.ndarray] = []
+        self.n_rows = 0
+
+    def add(self, r, c, v, lo, up) -> None:
+        """Rows ``r`` (numbered from 0 within this call) with entries (r, c, v) and bounds."""
+        self.rows.append(np.asarray(r) + self.n_rows)
+        self.cols.append(np.asarray(c))
+        self.vals.append(np.asarray(v, dtype=float))
+        self.lower.append(np.asarray(lo, dtype=float))
+        self.upper.append(np.asarray(up, dtype=float))
+        self.n_rows += len(lo)
+
+    def csr(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(start, index, value) of the row-wise matrix, int32 indices for HiGHS."""
+        row_all, col_all, val_all = (np.concatenate(a) for a in (self.rows, self.cols, self.vals))
+        order = np.argsort(row_all, kind="stable")
+        start = np.concatenate(([0], np.cumsum(np.bincount(row_all, minlength=self.n_rows))))
+        return start.astype(np.int32), col_all[order].astype(np.int32), val_all[order]
+
+
+def _capacity_rows(
+    rows: _Rows, stream: Stream, data: list[StepData], columns: tuple, margin: float
+) -> None:
+    """C4: one row per (step, ES), divided by P[h] so that every row is of order 1 (HiGHS
+    warns of bad scaling otherwise). Each quotient is off by <= 2^-53 relative: the margin
+    covers it."""
+    col_step, col_user, col_server = columns
+    n_h = stream.n_servers
+    es = np.flatnonzero(col_server < n_h)
+    prc = np.stack([d.required_hz for d in data])[col_step[es], col_user[es], col_server[es]]
+    p_hz = stream.servers.capacity_hz[col_server[es]]
+    share = prc / np.where(p_hz > 0, p_hz, 1.0)  # P = 0 admits only Prc = 0 (C3): share 0
+    cap = np.full(len(data) * n_h, 1.0 + margin)
+    rows.add(col_step[es] * n_h + col_server[es], es, share, np.full(cap.size, -np.inf), cap)
+
+
+def _linking_rows(rows: _Rows, data: list[StepData], exists: np.ndarray, n_h: int) -> None:
+    """C2 linking: x[w, u, h] - sum_{i in Pred} x[w-1, u, i] <= 0, skipped where every
+    existing predecessor column is in Pred (then the row says x <= 1)."""
+    col_id = np.full(exists.shape, -1, dtype=np.int64)
+    col_id[exists] = np.arange(int(exists.sum()))
+    for w in range(1, len(data)):
+        prev = exists[w - 1][:, :, None]  # (U, H+1, 1)
+        pred = prev & data[w].seamless  # (U, H+1, H)
+        need = exists[w, :, :n_h] & (pred != prev).any(axis=1)  # (U, H)
+        u_idx, h_idx = np.nonzero(need)
+        if u_idx.size == 0:
+            continue
+        r = np.arange(u_idx.size)
+        pr_rows, pr_i = np.nonzero(pred[u_idx, :, h_idx])  # (row, predecessor server i)
+        rows.add(
+            np.concatenate((r, pr_rows)),
+            np.concatenate((col_id[w, u_idx, h_idx], col_id[w - 1, u_idx[pr_rows], pr_i])),
+            np.concatenate((np.ones(r.size), -np.ones(pr_rows.size))),
+            np.full(r.size, -np.inf),
+            np.zeros(r.size),
+        )
 
 
 def lagrangian_bound(model: WindowModel, row_dual: np.ndarray) -> float:
@@ -278,125 +282,3 @@ def lagrangian_bound(model: WindowModel, row_dual: np.ndarray) -> float:
         math.fsum(np.abs(row_terms)) + math.fsum(np.abs(model.col_cost)) + math.fsum(np.abs(per_nz))
     )
     return (value - DUAL_REL_MARGIN * scale) * COST_UNIT_BYTES - ABS_MARGIN_BYTES
-
-
-def _highs(model: WindowModel) -> highspy.Highs:
-    with stdout_to_stderr():
-        h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    k = model.n_cols
-    h.passModel(
-        k,
-        model.n_rows,
-        int(model.a_value.shape[0]),
-        _ROWWISE,
-        _MINIMIZE,
-        0.0,
-        model.col_cost,
-        np.zeros(k),
-        np.ones(k),
-        model.row_lower,
-        model.row_upper,
-        model.a_start,
-        model.a_index,
-        model.a_value,
-        np.zeros(k, dtype=np.int32),  # continuous: the LP relaxation first
-    )
-    return h
-
-
-def _run(h: highspy.Highs, options: dict, threads: int) -> str:
-    for key, value in options.items():
-        h.setOptionValue(key, value)
-    h.setOptionValue("threads", threads)
-    ensure_threads(threads)
-    h.run()
-    # kUnknown: IPX without crossover was imprecise; its duals still give a valid L(y).
-    name = termination_name(h.getModelStatus())
-    return "imprecise" if name == "error" else name
-
-
-def solve_window(
-    model: WindowModel,
-    *,
-    mip: bool = False,
-    time_limit_s: float | None = None,
-    threads: int = 1,
-    lp_solver: str = "ipm",
-) -> WindowBound:
-    """Certified bound of one window: the LP's Lagrangian bound, then optionally the MILP's."""
-    if lp_solver not in LP_SOLVERS:
-        raise InputError(f"lp_solver: {lp_solver!r} is unknown, use one of {LP_SOLVERS}")
-    t0 = time.perf_counter()
-    h = _highs(model)
-    opts: dict = {"solver": lp_solver}
-    if lp_solver == "ipm":
-        opts["run_crossover"] = "off"  # L(y) needs no basis: approximate duals are enough
-    if time_limit_s is not None:
-        opts["time_limit"] = float(time_limit_s)
-    status = _run(h, opts, threads)
-    sol = h.getSolution()
-    duals = np.array(sol.row_dual) if sol.dual_valid else np.zeros(model.n_rows)
-    lp_bound = max(0.0, lagrangian_bound(model, duals))  # cloud loads are >= 0
-    bound = lp_bound
-    if mip:
-        k = model.n_cols
-        h.changeColsIntegrality(k, np.arange(k, dtype=np.int32), np.full(k, _INTEGER, np.int32))
-        opts = {"mip_rel_gap": 0.0, "solver": "choose"}
-        if time_limit_s is not None:
-            left = time_limit_s - (time.perf_counter() - t0)
-            opts["time_limit"] = max(left, 1e-3)
-        status = _run(h, opts, threads)
-        dual = float(h.getInfo().mip_dual_bound) * COST_UNIT_BYTES
-        if math.isfinite(dual):
-            bound = max(bound, dual - MIP_REL_MARGIN * abs(dual) - ABS_MARGIN_BYTES)
-    return WindowBound(
-        start=model.start,
-        steps=model.steps,
-        bound_bytes=bound,
-        status=status,
-        solve_time_s=time.perf_counter() - t0,
-        lp_bound_bytes=lp_bound,
-    )
-
-
-def window_spans(steps: int, window: int) -> list[tuple[int, int]]:
-    """(start, steps) of consecutive windows of ``window`` steps covering [0, steps)."""
-    if steps < 1 or window < 1:
-        raise InputError(f"window: {window} steps over {steps} steps is invalid, need >= 1")
-    return [(s, min(window, steps - s)) for s in range(0, steps, window)]
-
-
-def solve_span(
-    stream: Stream,
-    start: int,
-    steps: int,
-    *,
-    mip: bool = False,
-    time_limit_s: float | None = None,
-    threads: int = 1,
-    lookback: int = 0,
-    lp_solver: str = "ipm",
-) -> WindowBound:
-    """Bound of stream steps [start, start + steps): from the stream's initial servers when
-    ``start`` is 0, else from a free state (after ``lookback`` uncounted steps)."""
-    initial = stream.initial_server if start == 0 else None
-    model = build_window(stream, start, steps, initial_server=initial, lookback=lookback)
-    return solve_window(
-        model, mip=mip, time_limit_s=time_limit_s, threads=threads, lp_solver=lp_solver
-    )
-
-
-def hindsight_bound(
-    stream: Stream,
-    steps: int | None = None,
-    window: int | None = None,
-    **options,
-) -> tuple[float, list[WindowBound]]:
-    """Total bound over the first ``steps`` steps (sum of independent window bounds)."""
-    steps = stream.n_steps if steps is None else steps
-    if steps > stream.n_steps:
-        raise InputError(f"steps: {steps} exceeds the stream's {stream.n_steps} steps")
-    spans = window_spans(steps, steps if window is None else window)
-    bounds = [solve_span(stream, s, n, **options) for s, n in spans]
-    return math.fsum(b.bound_bytes for b in bounds), bounds

@@ -1,4 +1,4 @@
-"""The (user, ES) pairs that the per-step problem can use at all (DESIGN section 3).
+"""The (user, ES) pairs that the per-step problem can use at all (docs/design.md §3).
 
 A pair (u, h) exists iff the simulator could admit u on h when nothing else competes for h:
 h == s[u] or the migration downtime (3) is <= xi (C2), dc < tau and Prc <= P[h] (C3). Every
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dtasm_opt.instance import Instance
-from dtasm_opt.physics import load_bits, target_physics
+from dtasm_opt.core.instance import Instance
+from dtasm_opt.core.physics import load_bits, target_physics
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,1 +1,2 @@
-"""Methods: exact drivers (HiGHS, CP-SAT), the paper's baselines and the TD3 agent."""
+"""The methods: exact solvers (``exact/``), the paper's baselines (``heuristics/``), the TD3
+agent (``td3/``) and the registry that names them all (``registry.py``)."""

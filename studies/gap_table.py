@@ -18,19 +18,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dtasm_opt.study_report import bound_table, fmt, load_cells, summarize
-from dtasm_opt.study_spec import load
+from dtasm_opt.solvers.registry import REFERENCE, label
+from dtasm_opt.studies.cells import GREEDY_SUFFIX
+from dtasm_opt.studies.report import bound_table, fmt, load_cells, summarize
+from dtasm_opt.studies.spec import load
 
 ROOT = Path(__file__).resolve().parent
-NAMES = {
-    "womig-stable": "WoMig-stable",
-    "womig-dynamic": "WoMig-dynamic",
-    "random": "Random",
-    "nearest": "Nearest",
-    "danearest": "DANearest",
-    "td3-greedy": "TD3 (greedy)",
-    "milp": "MILP-greedy",
-}
+ORDER = ("womig-stable", "womig-dynamic", "random", "nearest", "danearest", "td3-greedy", "milp")
+
+
+def display(method: str) -> str:
+    """The paper's name of a study's method label (a trained agent's greedy rollout too)."""
+    if method.endswith(GREEDY_SUFFIX):
+        return f"{label(method.removesuffix(GREEDY_SUFFIX))} (greedy)"
+    return label(method)
 
 
 def rows(spec_path: Path, quick: bool) -> list[list[str]]:
@@ -41,17 +42,17 @@ def rows(spec_path: Path, quick: bool) -> list[list[str]]:
     bounds = {r["method"]: r for r in bound_table(spec, load_cells(folder / "results.csv", None))}
     users = spec.scenario.get("users")
     out = []
-    for method, name in NAMES.items():
+    for method in ORDER:
         r, b = by_method.get(method), bounds.get(method)
         if r is None or b is None:
             continue
         out.append(
             [
                 str(users or folder.name),
-                name,
+                display(method),
                 fmt(b["cloud_mb"]),
-                fmt(r.get("vs_milp_mb")) if method != "milp" else "0",
-                fmt(r.get("vs_milp_ratio")) if method != "milp" else "1",
+                fmt(r.get("vs_reference_mb")) if method != REFERENCE else "0",
+                fmt(r.get("vs_reference_ratio")) if method != REFERENCE else "1",
                 fmt(r.get("vs_opt_mb")),
                 fmt(b["bound_mb"][0]),
                 fmt(b["vs_bound_mb"]),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dtasm_opt import files
-from dtasm_opt.generator import Scenario, generate_instance, generate_stream
+from dtasm_opt.core import files
+from dtasm_opt.core.generator import Scenario, generate_instance, generate_stream
 
 SMALL = Scenario(users=12, servers=3, apps=4)  # every method runs in well under 1 ms a step
 STREAM_STEPS = 6

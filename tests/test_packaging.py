@@ -1,5 +1,5 @@
-"""Layout guard (DESIGN section 6): the top-level models/ and solvers/ folders are installed as
-the subpackages dtasm_opt.models and dtasm_opt.solvers."""
+"""Layout guard (docs/design.md §6): the top-level models/ and solvers/ folders are installed as
+the subpackages dtasm_opt.models and dtasm_opt.solvers, with their own subpackages."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ def test_subpackage_comes_from_the_top_level_folder(sub):
 
 def test_modules_inside_the_mapped_folders_import():
     pairs = importlib.import_module("dtasm_opt.models.pairs")
-    baselines = importlib.import_module("dtasm_opt.solvers.baselines")
+    nearest = importlib.import_module("dtasm_opt.solvers.heuristics.nearest")
+    milp = importlib.import_module("dtasm_opt.solvers.exact.milp")
     assert Path(pairs.__file__).resolve() == ROOT / "models" / "pairs.py"
-    assert Path(baselines.__file__).resolve() == ROOT / "solvers" / "baselines.py"
+    assert Path(nearest.__file__).resolve() == ROOT / "solvers" / "heuristics" / "nearest.py"
+    assert Path(milp.__file__).resolve() == ROOT / "solvers" / "exact" / "milp.py"
 
 
 def test_core_package_is_the_checkout():
@@ -32,12 +34,19 @@ def test_core_package_is_the_checkout():
     assert Path(dtasm_opt.__file__).resolve().parent == ROOT / "dtasm_opt"
 
 
-def test_pyproject_package_dir_mapping():
+def test_pyproject_lists_every_package_folder():
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     conf = tomllib.loads((ROOT / "pyproject.toml").read_text())
     setup = conf["tool"]["setuptools"]
     assert setup["package-dir"]["dtasm_opt.models"] == "models"
     assert setup["package-dir"]["dtasm_opt.solvers"] == "solvers"
-    assert {"dtasm_opt", "dtasm_opt.models", "dtasm_opt.solvers"} <= set(setup["packages"])
+    folders = {"dtasm_opt": ROOT / "dtasm_opt", "dtasm_opt.models": ROOT / "models"}
+    folders["dtasm_opt.solvers"] = ROOT / "solvers"
+    found = set()
+    for name, folder in folders.items():
+        for init in folder.rglob("__init__.py"):
+            rel = init.parent.relative_to(folder).parts
+            found.add(".".join((name, *rel)))
+    assert found == set(setup["packages"])  # a package missing here is not installed
     requires = " ".join(conf["build-system"]["requires"])
     assert "setuptools>=70" in requires.replace(" ", "")

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dtasm_opt.instance import Apps, Instance, Servers, Users
+from dtasm_opt.core.instance import Apps, Instance, Servers, Users
 
 CLOUD = 2  # index of the cloud with H = 2
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dtasm_opt.rollout import summarize
+from dtasm_opt.experiments.rollout import summarize
 
 HERE = Path(__file__).parent
 

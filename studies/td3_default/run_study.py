@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dtasm_opt import rollout
-from dtasm_opt.generator import Scenario, generate_stream
-from dtasm_opt.methods import MethodSettings
-from dtasm_opt.solvers.td3 import TD3Config
-from dtasm_opt.train import train
+from dtasm_opt.core.generator import Scenario, generate_stream
+from dtasm_opt.core.method import MethodSettings
+from dtasm_opt.experiments import rollout
+from dtasm_opt.solvers.td3.config import TD3Config, TrainOptions
+from dtasm_opt.solvers.td3.training import train
 
 HERE = Path(__file__).resolve().parent
 # Other runs of sweep.py kept with their step CSVs (curves in fig4.png): label -> folder.
@@ -169,8 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             tdir,
             args.steps,
             checkpoint_every=500,
-            warm_start_steps=args.warm_start_steps,
-            teacher=args.teacher,
+            options=TrainOptions(warm_start_steps=args.warm_start_steps, teacher=args.teacher),
             resume=(tdir / "last.pt").exists(),
         )
     curves = {"td3": read(tdir / "steps.csv")["td3"]}

@@ -78,9 +78,9 @@ def stats(path: Path, last: int) -> dict:
 
 
 def run_one(name: str, out: Path, steps: int) -> dict:
-    from dtasm_opt import rollout
-    from dtasm_opt.generator import Scenario, generate_stream
-    from dtasm_opt.methods import MethodSettings
+    from dtasm_opt.core.generator import Scenario, generate_stream
+    from dtasm_opt.core.method import MethodSettings
+    from dtasm_opt.experiments import rollout
 
     d = out / name
     cmd = [sys.executable, "-m", "dtasm_opt.train", "--users", "200", "--servers", "8"]

@@ -1,0 +1,56 @@
+"""The one protocol every method follows, exact, heuristic or learned (docs/design.md §7).
+
+A method maps the current state (an :class:`~dtasm_opt.core.instance.Instance`) and the
+rollout's step counter to a :class:`~dtasm_opt.core.solution.Decision`; the simulator alone
+judges it. Method names, factories and metadata live in :mod:`dtasm_opt.solvers.registry`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from dtasm_opt.core.instance import Instance
+from dtasm_opt.core.options import option
+from dtasm_opt.core.solution import Decision
+
+SECOND_STAGES = ("migrations", "downtime", "none")  # exact solvers' tie-breaks (§3)
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """Settings shared by all methods (the command lines' solver options); each method reads
+    the ones that concern it (its registry entry lists them)."""
+
+    seed: int = option(0, "the run's seed; random policies derive their own stream from it")
+    time_limit_s: float | None = option(None, "exact solvers: wall-clock seconds per step")
+    gap: float = option(0.0, "exact solvers: relative gap to stop at (0: proven optimal)")
+    threads: int = option(1, "solver threads (torch threads for TD3)")
+    second_stage: str = option(
+        "migrations", "exact solvers: tie-break among load-optimal solutions"
+    )
+    second_stage_time_limit_s: float | None = option(
+        None, "exact solvers: seconds for the tie-break stage (none: the stage-1 limit)"
+    )
+    backend: str | None = option(None, "milp: how HiGHS is fed, direct or pyomo")
+
+
+@runtime_checkable
+class Method(Protocol):
+    """What every method offers: a name and one decision per state."""
+
+    name: str
+
+    def decide(self, inst: Instance, step: int) -> Decision:
+        """The action for ``inst``; ``step`` counts from the start of the rollout."""
+        ...
+
+
+def method_rng(seed: int, name: str) -> np.random.Generator:
+    """A Generator for one method: seeded from the rollout's seed and the method's name, so
+    adding or removing a method changes no other method's draws (docs/design.md §7)."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return np.random.default_rng([int(seed), int.from_bytes(digest[:8], "little")])

@@ -1,0 +1,132 @@
+"""Benchmark instance sets with reference values, the way MIPLIB ships them.
+
+:func:`write_set` generates N instances of one family (a :class:`Scenario`, seeds seed0 ..
+seed0 + N - 1), solves each with an exact method of the registry, checks the solution
+independently (:func:`dtasm_opt.core.verify.verify`) and records per instance the objective
+(the simulator's cloud load of the returned action), the proven bound, the status, the solve
+time and the solver with its version in ``manifest.json``. The manifest is rewritten
+atomically after every instance, so an interrupted run resumes where it stopped; a folder
+holding another family is refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+
+from dtasm_opt.core import files
+from dtasm_opt.core.generator import Scenario, generate_instance
+from dtasm_opt.core.instance import Instance
+from dtasm_opt.core.method import Method, MethodSettings
+from dtasm_opt.core.solution import Solution, evaluate
+from dtasm_opt.core.verify import verify
+from dtasm_opt.errors import InputError
+from dtasm_opt.solvers import registry
+
+SET_FORMAT = "dtasm-set/1"
+MANIFEST = "manifest.json"
+
+
+def _version(package: str | None) -> str | None:
+    try:
+        return None if package is None else metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _family(scenario: Scenario, seed0: int, name: str) -> dict:
+    # The count is not part of the family: a larger --count extends the set.
+    return {"name": name, "seed0": seed0, **asdict(scenario)}
+
+
+def _load_manifest(path: Path, family: dict, solver: dict) -> dict:
+    """The manifest already in the folder (to resume), or a new one."""
+    if not path.exists():
+        return {"format": SET_FORMAT, "family": family, "solver": solver, "instances": []}
+    doc = files.read_json(path)
+    if not isinstance(doc, dict) or doc.get("format") != SET_FORMAT:
+        raise InputError(f"{path}: not a {SET_FORMAT} manifest; use an empty folder")
+    if doc.get("family") != family or doc.get("solver") != solver:
+        raise InputError(
+            f"{path}: the folder holds another family or solver setting; use another folder"
+        )
+    return doc
+
+
+def reference_solver(method: str, settings: MethodSettings) -> tuple[Method, dict]:
+    """An exact method and the manifest's description of it (package and version)."""
+    entry = registry.info(method)
+    if not entry.exact or entry.role != registry.POLICY:
+        exact = ", ".join(registry.policies(exact=True))
+        raise InputError(f"--method: a set's reference values need an exact method: {exact}")
+    described = {
+        "method": method,
+        "package": entry.package,
+        "version": _version(entry.package),
+        "settings": asdict(settings),
+    }
+    return registry.make_method(method, settings), described  # refuses bad settings
+
+
+def solve_reference(inst: Instance, solver: Method, described: dict) -> tuple[Solution, dict]:
+    """Solve ``inst``, check the solution independently, and return its manifest entry."""
+    sol = evaluate(solver, inst)
+    problems = verify(inst, sol.to_dict())
+    if problems:  # a solver bug: never ship a wrong reference value
+        raise RuntimeError(f"{inst.name}: reference solution invalid: {problems[0]}")
+    entry = {
+        "name": inst.name,
+        "file": f"{inst.name}.json.gz",
+        "solution": f"{inst.name}.solution.json",
+        "seed": inst.meta.get("seed"),
+        "objective_bytes": sol.cloud_load_bytes,
+        "bound_bytes": sol.bound_bytes,
+        "gap": sol.gap,
+        "status": sol.status,
+        "solve_time_s": sol.solve_time_s,
+        "solver": described["method"],
+        "solver_version": described["version"],
+    }
+    return sol, entry
+
+
+def write_set(
+    folder: str | Path,
+    scenario: Scenario,
+    seed0: int,
+    count: int,
+    *,
+    name: str | None = None,
+    method: str = registry.REFERENCE,
+    settings: MethodSettings | None = None,
+    on_instance: Callable[[int, int, dict, float], None] | None = None,
+) -> dict:
+    """Generate, solve and record ``count`` instances in ``folder``; returns the manifest.
+    ``on_instance(done, count, entry, seconds)`` reports each new instance."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--set: {folder} exists and is not a folder")
+    settings = settings or MethodSettings(seed=seed0, time_limit_s=60.0)
+    solver, described = reference_solver(method, settings)
+    family_name = name or f"u{scenario.users}-h{scenario.servers}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / MANIFEST
+    manifest = _load_manifest(path, _family(scenario, seed0, family_name), described)
+    done = {entry["name"] for entry in manifest["instances"]}
+    for i in range(count):
+        inst_name = f"{family_name}-{i:03d}"
+        if inst_name in done:
+            continue
+        start = time.perf_counter()
+        inst = generate_instance(scenario, seed0 + i, name=inst_name)
+        sol, entry = solve_reference(inst, solver, described)
+        files.write_json(folder / entry["file"], inst.to_dict())
+        files.write_json(folder / entry["solution"], sol.to_dict())
+        manifest["instances"].append(entry)
+        files.write_json(path, manifest)  # after the instance's files: resume never loses one
+        if on_instance is not None:
+            on_instance(i + 1, count, entry, time.perf_counter() - start)
+    return manifest

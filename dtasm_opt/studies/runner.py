@@ -1,0 +1,345 @@
+"""Run a study's cells on a backend and write them so that an interrupted study resumes.
+
+Output folder (``StudyDir``)::
+
+    manifest.json   config, spec text and fingerprint, git commit, package versions, runs
+    parts/<cell>.csv one file per completed cell (header + its rows)
+    results.csv     every completed cell's rows (tidy, long format)
+    cells.jsonl     the ledger: one JSON line per cell appended to results.csv
+
+Crash safety (a kill -9 at any instant loses no completed cell and duplicates no row). Only
+this process writes; workers just return rows. Committing a cell is three steps:
+
+1. its part file is written under a temporary name, fsynced and renamed into place: a part
+   file exists iff it is complete (a rename is atomic);
+2. the part's rows (without header) are appended to results.csv and fsynced;
+3. a ledger line ``{"key", "part", "rows", "end"}`` is appended and fsynced, where ``end`` is
+   results.csv's size after step 2.
+
+At every start :meth:`StudyDir.reconcile` first drops a torn last ledger line, then cuts
+results.csv back to the last ledger line's ``end`` (rows appended by an unfinished step 2 or
+by a step 2 whose step 3 never happened are removed), then appends, in the study's fixed
+cell order, every complete part file that the ledger does not list (a kill after step 1),
+each with its ledger line. Hence results.csv always equals the header plus the ledger's parts,
+each exactly once. A completed cell is never recomputed: its part file or ledger line exists.
+When every cell is complete, results.csv is rewritten once in the fixed cell order (a
+temporary file and a rename; its size, which the last ledger line records, does not change),
+so the final file does not depend on the backend or on the order cells finished in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+from dtasm_opt.core import files, records
+from dtasm_opt.errors import InputError
+from dtasm_opt.studies.cells import columns, expected_rows, run_cell_safe
+from dtasm_opt.studies.spec import Cell, Spec
+
+BACKENDS = ("local", "ray")
+PACKAGES = (
+    "dtasm-opt",
+    "numpy",
+    "pyomo",
+    "highspy",
+    "ortools",
+    "torch",
+    "gymnasium",
+    "ray",
+    "matplotlib",
+)
+
+
+def cell_file(spec: Spec, cell: Cell) -> str:
+    """A readable, collision-free file name for ``cell``'s part file."""
+    key = cell.key(spec.axis)
+    slug = re.sub(r"[^A-Za-z0-9.=-]+", "_", key)[:80]
+    return f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:8]}.csv"
+
+
+def _csv_text(cols: Sequence[str], rows: Sequence[dict], header: bool) -> str:
+    buf = io.StringIO()
+    records.write_rows(buf, cols, rows, header=header)
+    return buf.getvalue()
+
+
+def _append_synced(path: Path, data: bytes) -> int:
+    """Append ``data``, fsync, and return the file's new size."""
+    with open(path, "ab") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+        return fh.tell()
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """Write ``data`` under a temporary name, fsync, then rename onto ``path`` (atomic)."""
+    files.write_bytes_atomic(path, data, sync=True)
+
+
+class StudyDir:
+    """The output folder of one study (see the module docstring for the protocol)."""
+
+    def __init__(self, spec: Spec, out: str | Path):
+        self.spec = spec
+        self.out = Path(out)
+        self.parts = self.out / "parts"
+        self.results = self.out / "results.csv"
+        self.ledger = self.out / "cells.jsonl"
+        self.manifest = self.out / "manifest.json"
+        self.columns = columns(spec)
+        self.header = _csv_text(self.columns, [], header=True).encode()
+        self.cells = spec.cells()
+        self.done: dict[str, dict] = {}  # cell key -> ledger entry
+
+    def open(self, backend: str, workers: int) -> None:
+        """Create or check the folder and the manifest, then reconcile (resume)."""
+        if self.out.exists() and not self.out.is_dir():
+            raise InputError(f"--out: {self.out} is not a folder")
+        self.parts.mkdir(parents=True, exist_ok=True)
+        run = {
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "backend": backend,
+            "workers": workers,
+            "git_commit": git_commit(),
+        }
+        if self.manifest.exists():
+            doc = files.read_json(self.manifest)
+            if not isinstance(doc, dict) or doc.get("fingerprint") != self.spec.fingerprint():
+                raise InputError(
+                    f"{self.out}: holds a study of another spec (or another --quick setting); "
+                    "use another --out or delete the folder"
+                )
+            doc["runs"] = [*doc.get("runs", []), run]
+        else:
+            doc = {
+                "format": "dtasm-study/1",
+                "study": self.spec.name,
+                "fingerprint": self.spec.fingerprint(),
+                "config": self.spec.config(),
+                "spec": self.spec.text,
+                "columns": list(self.columns),
+                "cells": len(self.cells),
+                "python": platform.python_version(),
+                "packages": package_versions(),
+                **run,
+                "runs": [run],
+            }
+        files.write_json(self.manifest, doc)
+        self.reconcile()
+
+    def reconcile(self) -> None:
+        """Bring ledger, results.csv and part files back to a consistent state."""
+        entries, good = [], 0
+        if self.ledger.exists():
+            data = self.ledger.read_bytes()
+            for line in data.splitlines(keepends=True):
+                try:
+                    if not line.endswith(b"\n"):
+                        raise ValueError("torn")
+                    entries.append(json.loads(line))
+                except ValueError:
+                    break  # a torn (or damaged) line and anything after it are dropped
+                good += len(line)
+            if good < len(data):
+                with open(self.ledger, "r+b") as fh:
+                    fh.truncate(good)
+        if not self.results.exists() or self.results.stat().st_size < len(self.header):
+            if entries:
+                raise InputError(f"{self.results}: missing, but {self.ledger.name} lists cells")
+            _write_synced(self.results, self.header)
+        records.check_header(self.results, self.columns)
+        end = entries[-1]["end"] if entries else len(self.header)
+        if self.results.stat().st_size < end:
+            raise InputError(
+                f"{self.results}: shorter than {self.ledger.name} records; "
+                "it was edited: delete the folder to start again"
+            )
+        with open(self.results, "r+b") as fh:
+            fh.truncate(end)  # rows appended after the last ledger line are redone below
+        self.done = {e["key"]: e for e in entries}
+        for tmp in self.parts.glob(".*.tmp"):
+            tmp.unlink()  # a part file that was being written when the run was killed
+        for cell in self.cells:
+            key = cell.key(self.spec.axis)
+            path = self.parts / cell_file(self.spec, cell)
+            if key not in self.done and path.exists():
+                self._append(cell, path)
+
+    def pending(self) -> list[Cell]:
+        return [c for c in self.cells if c.key(self.spec.axis) not in self.done]
+
+    def commit(self, cell: Cell, rows: list[dict], wall_s: float) -> None:
+        """Steps 1-3 of the protocol for one completed cell."""
+        want = expected_rows(self.spec, cell)
+        if len(rows) != want:
+            raise RuntimeError(f"cell {cell.key(self.spec.axis)}: {len(rows)} rows, want {want}")
+        path = self.parts / cell_file(self.spec, cell)
+        _write_synced(path, _csv_text(self.columns, rows, header=True).encode())
+        self._append(cell, path, wall_s)
+
+    def _append(self, cell: Cell, path: Path, wall_s: float | None = None) -> None:
+        data = path.read_bytes()
+        if not data.startswith(self.header):
+            raise InputError(f"{path}: unexpected columns; delete it to recompute the cell")
+        body = data[len(self.header) :]
+        rows = body.count(b"\n")
+        if rows != expected_rows(self.spec, cell):
+            raise InputError(
+                f"{path}: {rows} rows, expected {expected_rows(self.spec, cell)}; "
+                "delete it to recompute the cell"
+            )
+        end = _append_synced(self.results, body)
+        entry = {
+            "key": cell.key(self.spec.axis),
+            "part": path.name,
+            "rows": rows,
+            "end": end,
+            "wall_s": wall_s,
+        }
+        _append_synced(self.ledger, (json.dumps(entry) + "\n").encode())
+        self.done[entry["key"]] = entry
+
+    def consolidate(self) -> None:
+        """All cells done: rewrite results.csv in the fixed cell order (same bytes, reordered)."""
+        parts = [self.parts / self.done[c.key(self.spec.axis)]["part"] for c in self.cells]
+        data = self.header + b"".join(p.read_bytes()[len(self.header) :] for p in parts)
+        if data != self.results.read_bytes():
+            if len(data) != self.results.stat().st_size:
+                raise RuntimeError(f"{self.results}: does not match its part files")
+            _write_synced(self.results, data)
+
+
+def run_study(
+    spec: Spec,
+    out: str | Path,
+    *,
+    backend: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    log=None,
+) -> dict:
+    """Run every pending cell of ``spec`` into ``out``; return counts of what happened."""
+    if backend not in BACKENDS:
+        raise InputError(f"--backend: {backend!r} is unknown, use one of {BACKENDS}")
+    if workers < 1:
+        raise InputError(f"--workers: {workers} is invalid, must be >= 1")
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    sd = StudyDir(spec, out)
+    sd.open(backend, workers)
+    pending = sd.pending()
+    total, skipped = len(sd.cells), len(sd.cells) - len(pending)
+    if skipped:
+        log(f"{spec.name}: {skipped} of {total} cells already complete; resuming")
+    failed: dict[str, str] = {}
+    start = time.monotonic()
+    runner = (
+        _ray(spec, pending, workers, address)
+        if backend == "ray"
+        else _local(spec, pending, workers)
+    )
+    for cell, ok, result, wall_s in runner:
+        key = cell.key(spec.axis)
+        if ok:
+            sd.commit(cell, result, wall_s)
+            log(f"[{len(sd.done)}/{total}] {key}: {len(result)} rows in {wall_s:.1f} s")
+        else:
+            failed[key] = str(result)
+            log(f"[failed] {key}: {result}")
+    if not sd.pending():
+        sd.consolidate()
+    return {
+        "out": str(sd.out),
+        "cells": total,
+        "skipped": skipped,
+        "ran": len(pending) - len(failed),
+        "failed": failed,
+        "wall_s": time.monotonic() - start,
+    }
+
+
+def _timed(spec: Spec, cell: Cell) -> tuple[bool, object, float]:
+    t0 = time.perf_counter()
+    ok, result = run_cell_safe(spec, cell)
+    return ok, result, time.perf_counter() - t0
+
+
+def _local(spec: Spec, cells: list[Cell], workers: int) -> Iterator[tuple]:
+    """Cells in this process (one worker) or in a process pool, yielded as they complete."""
+    if workers == 1 or len(cells) <= 1:
+        for cell in cells:
+            yield (cell, *_timed(spec, cell))
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, len(cells))) as pool:
+        futures = {pool.submit(_timed, spec, c): c for c in cells}
+        try:
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for f in done:
+                    yield (futures.pop(f), *f.result())
+        finally:
+            for f in futures:
+                f.cancel()
+
+
+def _ray(spec: Spec, cells: list[Cell], workers: int, address: str | None) -> Iterator[tuple]:
+    """Cells as Ray tasks on an existing cluster (``address``) or a local one of ``workers``
+    CPUs. Workers must be able to import dtasm_opt (an editable install on every node)."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--backend ray needs Ray: pip install -e '.[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, logging_level="ERROR")
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR")
+    try:
+        task = ray.remote(num_cpus=1, max_retries=0)(_timed)
+        spec_ref = ray.put(spec)
+        refs = {task.remote(spec_ref, c): c for c in cells}
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            for ref in done:
+                yield (refs.pop(ref), *ray.get(ref))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            cwd=Path(__file__).resolve().parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out

@@ -1,0 +1,57 @@
+"""What every HiGHS run in the project needs, whatever the model: status names, the
+process-wide thread scheduler, and keeping HiGHS's banner off stdout (which may carry JSON)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
+import highspy
+
+
+def termination_name(model_status: object) -> str:
+    """A HiGHS model status as one of StageRun's termination names."""
+    name = str(getattr(model_status, "name", model_status)).split(".")[-1]
+    return {
+        "kOptimal": "optimal",
+        "kTimeLimit": "time_limit",
+        "kInfeasible": "infeasible",
+        "kInterrupt": "interrupted",
+        "kHighsInterrupt": "interrupted",
+        "kIterationLimit": "interrupted",
+        "kSolutionLimit": "interrupted",
+        "kMemoryLimit": "interrupted",
+    }.get(name, "error")
+
+
+class _Scheduler:
+    """HiGHS's thread scheduler is process-wide: once started with n threads, a run asking
+    for another number fails until it is reset. This mirrors the count it was started with."""
+
+    threads: int | None = None
+
+    @classmethod
+    def ensure(cls, threads: int) -> None:
+        if cls.threads is not None and cls.threads != threads:
+            highspy.Highs.resetGlobalScheduler(True)
+        cls.threads = threads
+
+
+def ensure_threads(threads: int) -> None:
+    """Make HiGHS's process-wide scheduler accept ``threads`` for the next run."""
+    _Scheduler.ensure(int(threads))
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send what C code prints to stdout (HiGHS's banner) to stderr: stdout may carry JSON."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -1,0 +1,345 @@
+"""The study runner: specs, end-to-end runs, backends, and resuming after a kill."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from dtasm_opt import study
+from dtasm_opt.core.records import TIMING_COLUMNS
+from dtasm_opt.studies.runner import StudyDir, run_study
+from dtasm_opt.studies.spec import load
+
+ROOT = Path(__file__).resolve().parents[2]
+BASELINES = '["womig-stable", "womig-dynamic", "random", "nearest", "danearest"]'
+TINY = f"""
+[study]
+name = "tiny"
+methods = {BASELINES}
+seeds = [1, 2]
+steps = 5
+last = 3
+
+[scenario]
+users = 20
+servers = 3
+
+[sweep]
+axis = "xi"
+values = [0.8, 1.2]
+"""
+N_CELLS = 5 * 2 * 2
+
+
+def write(tmp_path: Path, text: str, name: str = "spec.toml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def rows_of(path: Path, *, drop_timing: bool = True) -> list[dict]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if drop_timing:
+        for r in rows:
+            for c in TIMING_COLUMNS:
+                r.pop(c, None)
+    return rows
+
+
+def quiet(_msg: str) -> None:
+    pass
+
+
+def test_spec_runs_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    assert study.main([str(write(tmp_path, TINY)), "--out", str(out)]) == 0
+    for name in ("results.csv", "manifest.json", "summary.md", "sweep.png", "users_on_edge.png"):
+        assert (out / name).stat().st_size > 0, name
+    rows = rows_of(out / "results.csv")
+    assert len(rows) == N_CELLS * 5
+    keys = {(r["method"], r["seed"], r["xi"], r["step"]) for r in rows}
+    assert len(keys) == len(rows)  # one row per (method, seed, sweep value, step)
+    assert {r["study"] for r in rows} == {"tiny"}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["spec"].strip() == TINY.strip()
+    assert manifest["packages"]["numpy"]
+    assert manifest["config"]["seeds"] == [1, 2]
+    summary = (out / "summary.md").read_text()
+    assert "| 1.2 | danearest | 2 | 3 |" in summary
+
+
+def test_same_seed_same_rows_and_rerun_skips_completed_cells(tmp_path):
+    spec = load(write(tmp_path, TINY))
+    a = run_study(spec, tmp_path / "a", log=quiet)
+    assert (a["ran"], a["skipped"], a["failed"]) == (N_CELLS, 0, {})
+    b = run_study(spec, tmp_path / "b", workers=2, log=quiet)  # the process pool
+    assert rows_of(tmp_path / "a/results.csv") == rows_of(tmp_path / "b/results.csv")
+    before = (tmp_path / "a/results.csv").read_bytes()
+    again = run_study(spec, tmp_path / "a", log=quiet)
+    assert (again["ran"], again["skipped"]) == (0, N_CELLS)
+    assert (tmp_path / "a/results.csv").read_bytes() == before
+    assert b["ran"] == N_CELLS
+
+
+def test_ray_backend_gives_the_local_rows(tmp_path):
+    pytest.importorskip("ray")
+    spec = load(write(tmp_path, TINY))
+    run_study(spec, tmp_path / "local", log=quiet)
+    r = run_study(spec, tmp_path / "ray", backend="ray", workers=2, log=quiet)
+    assert r["failed"] == {}
+    assert rows_of(tmp_path / "ray/results.csv") == rows_of(tmp_path / "local/results.csv")
+
+
+def test_kill_mid_run_and_resume_loses_and_duplicates_nothing(tmp_path):
+    # Cells long enough (~0.1 s each) that the kill lands mid-study.
+    spec_path = write(tmp_path, TINY.replace("steps = 5", "steps = 120"))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "dtasm_opt.study", str(spec_path), "--out", str(out)]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    ledger = out / "cells.jsonl"
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ledger.exists() and ledger.read_bytes().count(b"\n") >= 2:
+                break
+            time.sleep(0.005)
+    finally:
+        alive = proc.poll() is None
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = ledger.read_bytes().count(b"\n")
+    assert alive and 2 <= done < N_CELLS, "the study was not killed mid-run"
+    resumed = run_study(load(spec_path), out, log=quiet)
+    assert resumed["skipped"] >= done and resumed["failed"] == {}
+    rows = rows_of(out / "results.csv")
+    run_study(load(spec_path), tmp_path / "reference", log=quiet)  # uninterrupted
+    assert rows == rows_of(tmp_path / "reference/results.csv")
+    assert len(rows) == N_CELLS * 120
+    assert (out / "cells.jsonl").read_bytes().count(b"\n") == N_CELLS
+
+
+@pytest.mark.parametrize("crash", ["after_part", "after_append", "torn_append", "torn_ledger"])
+def test_resume_after_a_crash_at_each_commit_step(tmp_path, crash):
+    """Recreate on disk the state a kill leaves between (or inside) the commit steps."""
+    spec_path = write(tmp_path, TINY)
+    spec = load(spec_path)
+    out = tmp_path / "out"
+    run_study(spec, out, log=quiet)
+    sd = StudyDir(spec, out)
+    ledger = (out / "cells.jsonl").read_bytes().splitlines(keepends=True)
+    last = json.loads(ledger[-1])
+    before = json.loads(ledger[-2])["end"]
+    results = (out / "results.csv").read_bytes()
+    if crash == "after_part":  # part renamed into place; neither appended nor in the ledger
+        (out / "results.csv").write_bytes(results[:before])
+        (out / "cells.jsonl").write_bytes(b"".join(ledger[:-1]))
+    elif crash == "after_append":  # appended, ledger line missing
+        (out / "cells.jsonl").write_bytes(b"".join(ledger[:-1]))
+    elif crash == "torn_append":  # killed in the middle of the append
+        (out / "results.csv").write_bytes(results[: before + 17])
+        (out / "cells.jsonl").write_bytes(b"".join(ledger[:-1]))
+    else:  # killed in the middle of the ledger line
+        (out / "cells.jsonl").write_bytes(b"".join(ledger[:-1]) + ledger[-1][:10])
+    (out / "parts" / f".{last['part']}.tmp").write_text("half a part")  # a torn next part
+    r = run_study(spec, out, log=quiet)
+    assert (r["ran"], r["failed"]) == (0, {})  # the completed cell came from its part file
+    assert (out / "results.csv").read_bytes() == results
+    assert not list((out / "parts").glob(".*.tmp"))
+    assert len(sd.cells) == (out / "cells.jsonl").read_bytes().count(b"\n")
+
+
+def test_a_failing_cell_does_not_stop_the_others(tmp_path, monkeypatch):
+    spec = load(write(tmp_path, TINY))
+    import dtasm_opt.studies.runner as study_run
+
+    real = study_run.run_cell_safe
+
+    def flaky(spec, cell):
+        if cell.method == "random" and cell.seed == 2:
+            return False, "boom"
+        return real(spec, cell)
+
+    monkeypatch.setattr(study_run, "run_cell_safe", flaky)
+    r = run_study(spec, tmp_path / "out", log=quiet)
+    assert len(r["failed"]) == 2 and r["ran"] == N_CELLS - 2
+    monkeypatch.setattr(study_run, "run_cell_safe", real)
+    r = run_study(spec, tmp_path / "out", log=quiet)  # a rerun retries only the failed cells
+    assert (r["ran"], r["skipped"]) == (2, N_CELLS - 2)
+    assert rows_of(tmp_path / "out/results.csv") == rows_of_fresh(tmp_path, spec)
+
+
+def rows_of_fresh(tmp_path: Path, spec) -> list[dict]:
+    run_study(spec, tmp_path / "fresh", log=quiet)
+    return rows_of(tmp_path / "fresh/results.csv")
+
+
+def test_changed_spec_is_refused_in_the_same_folder(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert study.main([str(write(tmp_path, TINY)), "--out", str(out)]) == 0
+    other = write(tmp_path, TINY.replace("seeds = [1, 2]", "seeds = [1, 3]"), "other.toml")
+    capsys.readouterr()
+    assert study.main([str(other), "--out", str(out)]) == 2
+    assert "another spec" in capsys.readouterr().err
+
+
+def test_solve_kind_and_per_step_optimum(tmp_path):
+    solve = """
+[study]
+name = "scaling"
+kind = "solve"
+methods = ["milp", "milp-pyomo", "danearest"]
+seeds = [1, 2]
+[method.milp-pyomo]
+method = "milp"
+backend = "pyomo"
+[sweep]
+axis = "size"
+values = [[10, 2], [16, 3]]
+"""
+    out = tmp_path / "solve"
+    assert study.main([str(write(tmp_path, solve)), "--out", str(out)]) == 0
+    rows = rows_of(out / "results.csv", drop_timing=False)
+    assert len(rows) == 3 * 2 * 2 and (out / "solve_time.png").exists()
+    load_of = {(r["method"], r["seed"], r["size"]): float(r["cloud_load_bytes"]) for r in rows}
+    for (method, seed, size), cloud in load_of.items():
+        # Two HiGHS front ends agree on the optimum, and no heuristic beats it.
+        assert cloud >= load_of[("milp", seed, size)] * (1 - 1e-9) - 1e-6, method
+    gap = TINY.replace("steps = 5", "steps = 4\nper_step_optimum = true").replace(
+        BASELINES, '["nearest", "milp"]'
+    )
+    out = tmp_path / "gap"
+    assert study.main([str(write(tmp_path, gap, "gap.toml")), "--out", str(out)]) == 0
+    rows = rows_of(out / "results.csv")
+    assert len(rows) == 2 * 2 * 2 * 4
+    for r in rows:  # the step optimum from the method's own state is <= its load
+        assert float(r["step_optimum_bytes"]) <= float(r["cloud_load_bytes"]) * (1 + 1e-9) + 1e-6
+        if r["method"] == "milp":
+            assert float(r["step_optimum_bytes"]) == pytest.approx(float(r["cloud_load_bytes"]))
+    assert "step-opt MB" in (out / "summary.md").read_text()
+
+
+BAD = [
+    ("", "study: missing table"),
+    ("[study]\nname='x'\nmethods=['nearest']\nsteps=3", "study.seeds: missing"),
+    ("[study]\nname='x'\nmethods=['nearest']\nseeds=[1]\nsteps=0", "study.steps"),
+    ("[study]\nname='x'\nmethods=['nearest']\nseeds=[1]\nsteps=3\nfoo=1", "study.foo: unknown"),
+    ("[study]\nname='x'\nmethods=['nope']\nseeds=[1]\nsteps=3", "study.methods"),
+    ("[study]\nname='x'\nkind='fly'\nmethods=['nearest']\nseeds=[1]\nsteps=3", "study.kind"),
+    (
+        "[study]\nname='x'\nmethods=['nearest']\nseeds=[1]\nsteps=3\n[scenario]\nusers='many'",
+        "scenario.users",
+    ),
+    (
+        "[study]\nname='x'\nmethods=['nearest']\nseeds=[1]\nsteps=3\n[scenario]\nusers=0",
+        "scenario: users",
+    ),
+    (
+        "[study]\nname='x'\nmethods=['nearest']\nseeds=[1]\nsteps=3\n[sweep]\naxis='colour'\n"
+        "values=[1]",
+        "sweep.axis",
+    ),
+    (
+        "[study]\nname='x'\nmethods=['nearest']\nseeds=[1]\nsteps=3\n[sweep]\naxis='xi'\n"
+        "values=[1.0, 'a']",
+        "sweep.values[1]",
+    ),
+    (
+        "[study]\nname='x'\nmethods=['nearest']\nseeds=[1]\nsteps=3\n[sweep]\naxis='discount'\n"
+        "values=[0.1]",
+        "sweep.axis: 'discount'",
+    ),
+    (
+        "[study]\nname='x'\nmethods=['milp']\nseeds=[1]\nsteps=3\n[method.milp]\ntime_limit_s=-1",
+        "method.milp.time_limit_s",
+    ),
+    (
+        "[study]\nname='x'\nmethods=['milp']\nseeds=[1]\nsteps=3\n[method.milp]\nlr=0.1",
+        "method.milp.lr: unknown",
+    ),
+    ("[study\nname='x'", "not valid TOML"),
+]
+
+
+@pytest.mark.parametrize(("text", "field"), BAD)
+def test_bad_specs_exit_2_naming_the_field(tmp_path, capsys, text, field):
+    path = write(tmp_path, text)
+    assert study.main([str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and field in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_shipped_specs_parse():
+    specs = sorted((ROOT / "studies").glob("*.toml"))
+    assert {p.stem for p in specs} >= {
+        "fig4_training",
+        "fig5_discount",
+        "fig6_users",
+        "fig7_xi",
+        "gap",
+        "solver_scaling",
+    }
+    for p in specs:
+        full, quick = load(p), load(p, quick=True)
+        assert quick.steps <= full.steps and quick.quick and quick.cells()
+
+
+def test_hindsight_bound_cells_bound_every_method(tmp_path):
+    pytest.importorskip("dtasm_opt.models.hindsight")
+    text = TINY.replace(BASELINES, '["nearest", "danearest", "milp", "hindsight-bound"]')
+    text = text.replace("steps = 5", "steps = 4") + "[method.hindsight-bound]\nwindow = 2\n"
+    spec = load(write(tmp_path, text))
+    r = run_study(spec, tmp_path / "out", log=quiet)
+    assert r["failed"] == {}
+    rows = rows_of(tmp_path / "out/results.csv")
+    bounds = [r for r in rows if r["method"] == "hindsight-bound"]
+    assert len(bounds) == 2 * 2 * 2 and {r["window_steps"] for r in bounds} == {"2"}
+    total = defaultdict(float)
+    for r in rows:
+        total[(r["method"] == "hindsight-bound", r["method"], r["seed"], r["xi"])] += float(
+            r["cloud_load_bytes"]
+        )
+    for (is_bound, method, seed, xi), cloud in total.items():
+        if not is_bound:  # the realised total of every policy is >= the certified bound
+            assert cloud >= total[(True, "hindsight-bound", seed, xi)] - 1e-6, (method, seed, xi)
+    from dtasm_opt.studies.report import write_summary
+
+    text = write_summary(spec, tmp_path / "out/results.csv", tmp_path / "summary.md")
+    assert "Against the hindsight lower bound" in text
+    from dtasm_opt.studies.plots import write_plots
+
+    made = write_plots(spec, tmp_path / "out/results.csv", tmp_path)
+    assert {p.name for p in made} == {"sweep.png", "users_on_edge.png", "gap.png"}
+    assert (tmp_path / "gap.png").stat().st_size > 0
+
+
+def test_summary_downtime_ignores_seeds_that_moved_nobody(tmp_path):
+    # Seed 1 migrates 2 users (3 s in all), seed 2 nobody: downtime is seed 1's 1500 ms with
+    # no interval, not the mean of 1500 and a made-up 0.
+    from dtasm_opt.studies.report import summarize
+
+    spec = load(write(tmp_path, TINY.split("[sweep]")[0]))  # no sweep axis
+    header = "study,seed,method,step,cloud_load_bytes,total_downtime_s,migrated,"
+    header += "migration_failed,rejected,users_on_edge,decision_time_s\n"
+    lines = [
+        "tiny,1,nearest,0,0,3.0,2,0,0,20,0.001",
+        "tiny,2,nearest,0,1048576,0.0,0,0,1,19,0.001",
+    ]
+    path = tmp_path / "results.csv"
+    path.write_text(header + "\n".join(lines) + "\n")
+    (row,) = summarize(spec, path)[0]
+    assert row["downtime_ms"] == (1500.0, None)
+    assert row["cloud_mb"][0] == 0.5 and row["cloud_mb"][1] is not None
+    assert row["migrated"][0] == 1.0
