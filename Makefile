@@ -5,7 +5,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all bench lint clean
+STAGE := build/stage
+
+.PHONY: setup demo test test-all bench lint stage clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +31,20 @@ test-all: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_simulator.py --quick
 
-lint: setup
+# mypy and import-linter read source trees and do not follow setuptools' package-dir mapping:
+# they run on a copy with models/ and solvers/ inside dtasm_opt/, as installed.
+stage:
+	rm -rf $(STAGE) && mkdir -p $(STAGE)
+	cp -r dtasm_opt $(STAGE)/dtasm_opt
+	cp -r models $(STAGE)/dtasm_opt/models
+	cp -r solvers $(STAGE)/dtasm_opt/solvers
+	find $(STAGE) -name __pycache__ -prune -exec rm -rf {} +
+
+lint: setup stage
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd $(STAGE) && ../../$(BIN)/mypy --config-file ../../pyproject.toml
+	cd $(STAGE) && PYTHONPATH=. ../../$(BIN)/lint-imports ../../pyproject.toml
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out build .pytest_cache

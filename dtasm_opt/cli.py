@@ -28,7 +28,7 @@ class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors raise :class:`InputError` instead of printing the
     usage block and exiting, so that :func:`run` reports them as one line like any bad input."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):  # raises, never returns
         raise InputError(f"{message} (see {self.prog} --help)")
 
 

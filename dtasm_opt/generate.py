@@ -86,14 +86,13 @@ def write_one(args: argparse.Namespace) -> str:
     """Generate the instance or stream of ``args`` and write it to ``args.out``."""
     scenario = scenario_from_args(args)
     if args.steps is None:
-        doc = generate_instance(scenario, args.seed, name=args.name)
-        what = f"instance {doc.name!r} ({doc.n_users} users, {doc.n_servers} ESs)"
-    else:
-        doc = generate_stream(scenario, args.seed, steps=args.steps, name=args.name)
-        what = f"stream {doc.name!r} ({doc.n_users} users, {doc.n_servers} ESs, "
-        what += f"{doc.n_steps} steps)"
-    files.write_json(args.out, doc.to_dict())
-    return what
+        inst = generate_instance(scenario, args.seed, name=args.name)
+        files.write_json(args.out, inst.to_dict())
+        return f"instance {inst.name!r} ({inst.n_users} users, {inst.n_servers} ESs)"
+    stream = generate_stream(scenario, args.seed, steps=args.steps, name=args.name)
+    files.write_json(args.out, stream.to_dict())
+    what = f"stream {stream.name!r} ({stream.n_users} users, {stream.n_servers} ESs, "
+    return what + f"{stream.n_steps} steps)"
 
 
 def report_instance(done: int, count: int, entry: dict, seconds: float) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
 
@@ -143,7 +144,8 @@ def section(doc: object, key: str, where: str = "") -> dict:
     return value
 
 
-def get(doc: dict, key: str, where: str) -> object:
+def get(doc: dict, key: str, where: str) -> Any:
+    """``doc[key]``, unchecked (the dataclass that receives it checks it); refuses a missing key."""
     if key not in doc:
         raise InputError(f"{where}{key}: missing")
     return doc[key]

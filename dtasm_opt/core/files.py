@@ -85,7 +85,10 @@ def _umask() -> int:
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, sync: bool = False) -> None:
-    atomic_write(path, lambda fh: fh.write(data), sync=sync)
+    def write(fh: IO[bytes]) -> None:
+        fh.write(data)
+
+    atomic_write(path, write, sync=sync)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -36,6 +36,7 @@ TABLE_II = {
     "resume_cycles_per_bit": (0.350, 0.450),  # rho_r: [350, 450] cycles/kbit
 }
 MOBILITY = ("iid", "markov")
+STEP_VOLUMES = ("task_bits", "result_bits", "context_bits", "cycles_per_bit")  # redrawn per step
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def generate_stream(
     tau = _uniform(urng, "latency_limit_s", u)
 
     srng = np.random.default_rng(steps_ss)
-    cols = {k: [] for k in ("ran", "task_bits", "result_bits", "context_bits", "cycles_per_bit")}
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in ("ran", *STEP_VOLUMES)}
     ran = None
     for _ in range(steps):
         # Every step draws the same variates in the same order, whatever the mobility, so the
@@ -126,7 +127,7 @@ def generate_stream(
         else:
             ran = np.where(stay, ran, fresh)
         cols["ran"].append(ran)
-        for key in ("task_bits", "result_bits", "context_bits", "cycles_per_bit"):
+        for key in STEP_VOLUMES:
             cols[key].append(_uniform(srng, key, u))
     arrays = {k: np.stack(v) for k, v in cols.items()}
     meta = {

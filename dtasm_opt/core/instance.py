@@ -10,6 +10,7 @@ Arrays are validated once in ``__post_init__`` and made read-only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -184,8 +185,8 @@ class Instance:
         }
 
     @classmethod
-    def from_dict(cls, doc: object) -> Instance:
-        check_format(doc, INSTANCE_FORMAT)
+    def from_dict(cls, raw: object) -> Instance:
+        doc = check_format(raw, INSTANCE_FORMAT)
         return cls(
             servers=arrays_from_dict(Servers, fx.section(doc, "servers"), "servers."),
             apps=arrays_from_dict(Apps, fx.section(doc, "apps"), "apps."),
@@ -196,7 +197,8 @@ class Instance:
         )
 
 
-def check_format(doc: object, expected: str) -> None:
+def check_format(doc: object, expected: str) -> dict[str, Any]:
+    """``doc`` as a JSON object with the format tag ``expected``; refuses anything else."""
     if not isinstance(doc, dict):
         raise InputError(f"document: expected a JSON object, got {type(doc).__name__}")
     tag = doc.get("format")
@@ -204,6 +206,7 @@ def check_format(doc: object, expected: str) -> None:
         raise InputError(f"format: missing (expected {expected!r})")
     if tag != expected:
         raise InputError(f"format: unknown format tag {tag!r} (expected {expected!r})")
+    return doc
 
 
 def arrays_from_dict(cls: type, doc: dict, where: str):

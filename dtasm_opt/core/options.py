@@ -104,7 +104,9 @@ def add_flags(
                 help=spec.help,
             )
             continue
-        shown = ",".join(map(str, default)) if spec.kind == "ints" and default else default
+        if spec.kind == "ints" and default:
+            # argparse runs a string default through ``type``: --help shows "256,256"
+            default = ",".join(map(str, default))
         parser.add_argument(
             *names,
             dest=spec.name,
@@ -112,7 +114,7 @@ def add_flags(
             default=default,
             choices=spec.choices,
             metavar=None if spec.choices else _METAVAR[spec.kind],
-            help=f"{spec.help} (default: {shown})",
+            help=spec.help,
         )
 
 

@@ -108,13 +108,7 @@ def apply(inst: Instance, action: object) -> StepOutcome:
 
     # Rule 4: each ES admits a max-load subset of its candidates (the knapsack P3).
     load = load_bits(inst)
-    admitted = np.zeros(inst.n_users, dtype=bool)
-    for h in np.unique(a[candidate]):
-        members = np.flatnonzero(candidate & (a == h))
-        keep = max_load_subset(
-            phys.required_hz[members], load[members], inst.servers.capacity_hz[h]
-        )
-        admitted[members[keep]] = True
+    admitted = admit(inst, a, candidate, phys.required_hz, load)
     outcome[candidate & ~admitted] = REJECTED_CAPACITY
     outcome[admitted] = ADMITTED
     final[admitted] = a[admitted]
@@ -143,6 +137,19 @@ def apply(inst: Instance, action: object) -> StepOutcome:
         users_on_edge=int((~in_cloud).sum()),
         total_downtime_s=float(downtime[migrated].sum()),
     )
+
+
+def admit(
+    inst: Instance, a: np.ndarray, candidate: np.ndarray, required_hz: np.ndarray, load: np.ndarray
+) -> np.ndarray:
+    """Rule 4: (U,) bool, the candidates each ES admits, a max-load subset with fsum of
+    their required capacities <= P[h] (exact for the real numbers; all when all fit)."""
+    admitted = np.zeros(inst.n_users, dtype=bool)
+    for h in np.unique(a[candidate]):
+        members = np.flatnonzero(candidate & (a == h))
+        keep = max_load_subset(required_hz[members], load[members], inst.servers.capacity_hz[h])
+        admitted[members[keep]] = True
+    return admitted
 
 
 def step(inst: Instance, action: object) -> tuple[Instance, StepOutcome]:

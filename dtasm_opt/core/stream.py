@@ -138,8 +138,8 @@ class Stream:
         }
 
     @classmethod
-    def from_dict(cls, doc: object) -> Stream:
-        check_format(doc, STREAM_FORMAT)
+    def from_dict(cls, raw: object) -> Stream:
+        doc = check_format(raw, STREAM_FORMAT)
         users = fx.section(doc, "users")
         steps = fx.section(doc, "steps")
         return cls(

@@ -84,7 +84,8 @@ def verify(inst: Instance, doc: object, rtol: float = 1e-9) -> list[str]:
             f"final_server: implementing the action puts {moved.size} user(s) "
             f"elsewhere (user {u}: {out.final_server[u]}, reported {final[u]})"
         )
-    metrics = doc.get("metrics") if isinstance(doc.get("metrics"), dict) else {}
+    reported = doc.get("metrics")
+    metrics: dict = reported if isinstance(reported, dict) else {}
     expected = out.metrics()
     for key in METRICS:
         if key in metrics and metrics[key] != expected[key]:

@@ -61,8 +61,9 @@ class Lane:
 
     def restore(self, doc: dict) -> None:
         self.server = np.asarray(doc["server"], dtype=np.int64)
-        if doc.get("rng") is not None:
-            self.method.rng.bit_generator.state = doc["rng"]
+        rng = getattr(self.method, "rng", None)
+        if doc.get("rng") is not None and isinstance(rng, np.random.Generator):
+            rng.bit_generator.state = doc["rng"]
 
 
 class Rollout:

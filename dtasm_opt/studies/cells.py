@@ -159,7 +159,7 @@ def _roll(
     else:
         roll = Rollout(stream, [], settings)
     roll.add_lane(label, method)
-    rows = []
+    rows: list[dict] = []
     while roll.next_step < steps:
         rows.extend(roll.step())
     return rows

@@ -14,6 +14,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +75,7 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float | None]:
     return float(a.mean()), t95(len(a)) * float(a.std(ddof=1)) / math.sqrt(len(a))
 
 
-def load_cells(path: str | Path, axis: str | None) -> dict[tuple, dict[str, np.ndarray]]:
+def load_cells(path: str | Path, axis: str | None) -> dict[tuple, dict[str, Any]]:
     """results.csv grouped by (sweep value, method, seed), rows sorted by step; numeric
     columns as float arrays, the rest as lists of strings."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
@@ -83,7 +84,7 @@ def load_cells(path: str | Path, axis: str | None) -> dict[tuple, dict[str, np.n
     out = {}
     for key, rows in groups.items():
         rows.sort(key=lambda r: int(r["step"]))
-        cols = {}
+        cols: dict[str, np.ndarray | list[str]] = {}
         for c in rows[0]:
             vals = [r[c] for r in rows]
             try:
@@ -127,7 +128,7 @@ def sort_values(values) -> list[str]:
 def summarize(spec: Spec, path: str | Path) -> tuple[list[dict], dict]:
     """Per (sweep value, method): metric -> (mean, CI) across seeds; also the cells."""
     cells = load_cells(path, spec.axis)
-    per = defaultdict(dict)  # (value, method) -> seed -> stats
+    per: dict[tuple, dict] = defaultdict(dict)  # (value, method) -> seed -> stats
     for (value, method, seed), cols in cells.items():
         if not is_bound(spec, method):
             per[(value, method)][seed] = cell_stats(cols, spec.last)
@@ -169,7 +170,7 @@ def bound_table(spec: Spec, cells: dict) -> list[dict]:
     labels = {m.label for m in spec.methods if role(m) == registry.BOUND}
     out = []
     for label in labels:
-        per = defaultdict(dict)  # (value, method) -> seed -> (method MB/step, bound MB/step)
+        per: dict[tuple, dict] = defaultdict(dict)  # (value, method) -> seed -> (MB, bound MB, n)
         for (value, method, seed), cols in cells.items():
             if method != label:
                 continue

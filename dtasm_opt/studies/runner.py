@@ -203,15 +203,16 @@ class StudyDir:
                 "delete it to recompute the cell"
             )
         end = _append_synced(self.results, body)
+        key = cell.key(self.spec.axis)
         entry = {
-            "key": cell.key(self.spec.axis),
+            "key": key,
             "part": path.name,
             "rows": rows,
             "end": end,
             "wall_s": wall_s,
         }
         _append_synced(self.ledger, (json.dumps(entry) + "\n").encode())
-        self.done[entry["key"]] = entry
+        self.done[key] = entry
 
     def consolidate(self) -> None:
         """All cells done: rewrite results.csv in the fixed cell order (same bytes, reordered)."""
@@ -336,7 +337,7 @@ def git_commit() -> str | None:
 
 
 def package_versions() -> dict[str, str | None]:
-    out = {}
+    out: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             out[name] = metadata.version(name)

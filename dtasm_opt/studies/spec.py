@@ -46,6 +46,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -53,11 +54,6 @@ from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.options import check_value, option_specs
 from dtasm_opt.errors import InputError
 from dtasm_opt.solvers import registry
-
-try:
-    import tomllib  # Python >= 3.11
-except ModuleNotFoundError:  # pragma: no cover - the package allows 3.10
-    tomllib = None
 
 KINDS = ("rollout", "train", "solve")
 SCENARIO_KEYS = {
@@ -171,8 +167,6 @@ def format_value(value: object) -> str:
 def load(path: str | Path, *, quick: bool = False) -> Spec:
     """Read and validate the spec file ``path`` (``quick``: see :func:`shrink`)."""
     p = Path(path)
-    if tomllib is None:
-        raise InputError("study specs (TOML) need Python >= 3.11 (tomllib)")
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -256,7 +250,7 @@ def scenario_of(spec: Spec, cell: Cell):
 
     kw = dict(spec.scenario)
     if spec.axis == "size":
-        kw["users"], kw["servers"] = cell.value
+        kw["users"], kw["servers"] = cell.value  # type: ignore[misc]  # a (users, servers) pair
     elif spec.axis in SCENARIO_KEYS:
         kw[spec.axis] = cell.value
     if "xi" in kw:

@@ -97,7 +97,7 @@ class CpsatOptions:
 class _Run:
     """One CP-SAT solve: its status, the Boolean values (None without a solution)."""
 
-    status: int
+    status: cp_model.CpSolverStatus
     values: np.ndarray | None
     bound: float  # best objective bound (an upper bound: every model here is maximised first)
     wall_s: float
@@ -182,11 +182,10 @@ def _bound_bytes(pairs: Pairs, has_pair: np.ndarray, ub_units: int) -> float:
 
 
 def solve_step(inst: Instance, opts: CpsatOptions | None = None) -> Decision:
-    """The step's optimum by CP-SAT (module docstring), as a Decision."""
+    """The step's optimum by CP-SAT (module docstring), as a Decision: stage 1, then the
+    relaxed model's bound unless stage 1 is trivially optimal, then stage 2."""
     opts = opts or CpsatOptions()
     pairs = admissible_pairs(inst)
-    has_pair = np.zeros(inst.n_users, dtype=bool)
-    has_pair[pairs.user] = True
     info: dict = {
         "solver": "cp-sat",
         "hz_per_unit": HZ_PER_UNIT,
@@ -196,22 +195,9 @@ def solve_step(inst: Instance, opts: CpsatOptions | None = None) -> Decision:
     start = time.perf_counter()
     cons = build_step_model(inst, pairs, CONSERVATIVE)
     info["build_s"] = time.perf_counter() - start
-    user_units = scale_loads(pairs.load_bits)
-    total_units = int(user_units.sum())  # every user's load, in units
-    servable_units = int(user_units[has_pair].sum())  # trivial bound: all users with a pair
-
-    def stage1_done(obj: float, bound: float) -> bool:
-        # Serving everyone who can be served needs no proof; ``gap`` is on the cloud load.
-        if not math.isfinite(obj):
-            return False
-        return obj >= servable_units or bound - obj <= opts.gap * max(total_units - obj, 0.0)
-
-    r1 = _run(cons.model, cons.x, opts, stop_at=stage1_done)
-    chosen = r1.values if r1.values is not None else np.zeros(pairs.n_pairs, dtype=bool)
-    z1 = int(cons.load_units[chosen].sum())
-    info.update(stage1_status=r1.name, stage1_s=r1.wall_s, objective_units=z1)
-    stopped = r1.timed_out
-
+    chosen, z1, stopped = _stage1(cons, pairs, opts, info)
+    has_pair = np.zeros(inst.n_users, dtype=bool)
+    has_pair[pairs.user] = True
     served = np.zeros(inst.n_users, dtype=bool)
     served[pairs.user[chosen]] = True
     bound_bytes = None
@@ -219,45 +205,91 @@ def solve_step(inst: Instance, opts: CpsatOptions | None = None) -> Decision:
     if proven:
         info["bound_by"] = "every user with a pair is served"
     elif opts.prove_bound:
-        relaxed = build_step_model(inst, pairs, RELAXED)
-        _hint(relaxed.model, relaxed.x, chosen)
-        rb = _run(relaxed.model, relaxed.x, opts, stop_at=lambda _o, b: b <= z1 + 0.5)
-        # The bound is integral in units; round up whatever float noise it carries.
-        ub_units = math.ceil(rb.bound - 1e-6) if math.isfinite(rb.bound) else None
-        if ub_units is not None and ub_units < z1:
-            # The relaxed model contains every conservative solution: a bound below stage 1's
-            # objective cannot be a proof (seen only without a solution); drop it.
-            ub_units = None
-        info.update(bound_status=rb.name, bound_s=rb.wall_s, bound_units=ub_units)
-        info["bound_by"] = "relaxed model"
+        ub_units, timed_out = _relaxed_bound(inst, pairs, chosen, z1, opts, info)
         if ub_units is not None:
             bound_bytes = _bound_bytes(pairs, has_pair, ub_units)
             proven = z1 >= ub_units
-        stopped = stopped or (rb.timed_out and not proven)
-
+        stopped = stopped or (timed_out and not proven)
     info["migrations_stage1"] = _migrations(cons, chosen)
-    least = int((pairs.from_edge & ~_stay_pair(inst, pairs)).sum())
-    if opts.second_stage and info["migrations_stage1"] > least:
-        # Keep the served load (in units) and move as few SIs as possible.
-        cons.model.add(cons.served >= z1).with_name("stage1_load")
-        cons.model.minimize(cons.migrations())
-        _hint(cons.model, cons.x, chosen)
-        r2 = _run(cons.model, cons.x, opts)
-        info.update(stage2_status=r2.name, stage2_s=r2.wall_s)
-        if r2.values is not None and _migrations(cons, r2.values) <= info["migrations_stage1"]:
-            chosen = r2.values
+    if opts.second_stage:
+        chosen = _fewest_migrations(inst, cons, pairs, chosen, z1, opts, info)
     info["migrations"] = _migrations(cons, chosen)
     info["slack_bits"] = float(
         cons.load_units[chosen].sum() * BITS_PER_LOAD_UNIT
         - pairs.load_bits[pairs.user[chosen]].sum()
     )
-
     action = action_from_assignment(inst, pairs, chosen)
     if bound_bytes is None and proven:
         # Serving every user that can be served is optimal exactly: the bound is its value.
         bound_bytes = simulator.apply(inst, action).cloud_load_bytes
     status = "optimal" if proven else ("time_limit" if stopped else "feasible")
     return Decision(action=action, status=status, bound_bytes=bound_bytes, info=info)
+
+
+def _stage1(
+    cons: StepModel, pairs: Pairs, opts: CpsatOptions, info: dict
+) -> tuple[np.ndarray, int, bool]:
+    """Stage 1 on the conservative model: (assignment, its objective in units, timed out)."""
+    user_units = scale_loads(pairs.load_bits)
+    has_pair = np.zeros(user_units.shape[0], dtype=bool)
+    has_pair[pairs.user] = True
+    total_units = int(user_units.sum())  # every user's load, in units
+    servable_units = int(user_units[has_pair].sum())  # trivial bound: all users with a pair
+
+    def done(obj: float, bound: float) -> bool:
+        # Serving everyone who can be served needs no proof; ``gap`` is on the cloud load.
+        if not math.isfinite(obj):
+            return False
+        return obj >= servable_units or bound - obj <= opts.gap * max(total_units - obj, 0.0)
+
+    r1 = _run(cons.model, cons.x, opts, stop_at=done)
+    chosen = r1.values if r1.values is not None else np.zeros(pairs.n_pairs, dtype=bool)
+    z1 = int(cons.load_units[chosen].sum())
+    info.update(stage1_status=r1.name, stage1_s=r1.wall_s, objective_units=z1)
+    return chosen, z1, r1.timed_out
+
+
+def _relaxed_bound(
+    inst: Instance, pairs: Pairs, chosen: np.ndarray, z1: int, opts: CpsatOptions, info: dict
+) -> tuple[int | None, bool]:
+    """An upper bound on the served load in units from the RELAXED model, hinted with stage
+    1's assignment and stopped once it proves it (None when nothing valid was proven)."""
+    relaxed = build_step_model(inst, pairs, RELAXED)
+    _hint(relaxed.model, relaxed.x, chosen)
+    rb = _run(relaxed.model, relaxed.x, opts, stop_at=lambda _o, b: b <= z1 + 0.5)
+    # The bound is integral in units; round up whatever float noise it carries.
+    ub_units = math.ceil(rb.bound - 1e-6) if math.isfinite(rb.bound) else None
+    if ub_units is not None and ub_units < z1:
+        # The relaxed model contains every conservative solution: a bound below stage 1's
+        # objective cannot be a proof (seen only without a solution); drop it.
+        ub_units = None
+    info.update(bound_status=rb.name, bound_s=rb.wall_s, bound_units=ub_units)
+    info["bound_by"] = "relaxed model"
+    return ub_units, rb.timed_out
+
+
+def _fewest_migrations(
+    inst: Instance,
+    cons: StepModel,
+    pairs: Pairs,
+    chosen: np.ndarray,
+    z1: int,
+    opts: CpsatOptions,
+    info: dict,
+) -> np.ndarray:
+    """Stage 2: keep the served load (in units) and move as few SIs as possible; skipped
+    when stage 1 already moves only the users that must move."""
+    least = int((pairs.from_edge & ~_stay_pair(inst, pairs)).sum())
+    if info["migrations_stage1"] <= least:
+        return chosen
+    cons.model.add(cons.served >= z1).with_name("stage1_load")
+    cons.model.minimize(cons.migrations())
+    _hint(cons.model, cons.x, chosen)
+    r2 = _run(cons.model, cons.x, opts)
+    info.update(stage2_status=r2.name, stage2_s=r2.wall_s)
+    if r2.values is not None and _migrations(cons, r2.values) <= info["migrations_stage1"]:
+        return r2.values
+    return chosen
 
 
 def _stay_pair(inst: Instance, pairs: Pairs) -> np.ndarray:

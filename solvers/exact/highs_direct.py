@@ -28,9 +28,9 @@ class DirectBackend:
 
     name = "highs-direct"
 
-    def __init__(self) -> None:
-        self.problem: StepProblem | None = None
-        self.highs: highspy.Highs | None = None
+    # Set by build(); the driver calls build() before anything else.
+    problem: StepProblem
+    highs: highspy.Highs
 
     def build(self, problem: StepProblem) -> None:
         self.problem = problem
@@ -66,7 +66,8 @@ class DirectBackend:
         user = p.pairs.user
         c1_users = np.unique(user)  # C1 row r belongs to c1_users[r]
         rows = np.flatnonzero(served[c1_users]).astype(np.int32)
-        h.changeRowsBounds(rows.size, rows, np.ones(rows.size), np.ones(rows.size))
+        # changeRowsBounds exists in highspy 1.16 but is missing from its type stubs.
+        h.changeRowsBounds(rows.size, rows, np.ones(rows.size), np.ones(rows.size))  # type: ignore[attr-defined]
         off = np.flatnonzero(~served[user]).astype(np.int32)
         h.changeColsBounds(off.size, off, np.zeros(off.size), np.zeros(off.size))
         pair_cost, cloud_cost = p.second_stage_costs(kind)

@@ -38,10 +38,10 @@ class PyomoBackend:
 
     name = "highs-pyomo"
 
-    def __init__(self) -> None:
-        self.problem: StepProblem | None = None
-        self.model: pyo.ConcreteModel | None = None
-        self.solver: Highs | None = None
+    # Set by build(); the driver calls build() before anything else.
+    problem: StepProblem
+    model: pyo.ConcreteModel
+    solver: Highs
 
     def build(self, problem: StepProblem) -> None:
         self.problem = problem

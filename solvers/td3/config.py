@@ -101,7 +101,7 @@ class TrainOptions:
     warm_start_steps: int = option(0, "execute and imitate a teacher for the first N steps")
     teacher: str = option("danearest", "warm-start teacher: a policy name, or 'stay'")
     teacher_time_limit_s: float | None = option(
-        None, "exact teacher: seconds per step (none: no limit)"
+        None, "exact teacher: seconds per step (none: no limit)", aliases=("--teacher-time-limit",)
     )
     teacher_second_stage: str = option(
         "none", "exact teacher's tie-break (none: the fastest)", choices=SECOND_STAGES
