@@ -5,7 +5,7 @@ targets crowd the popular ESs, so that the knapsack P3 has work to do). The acti
 first; then ``simulator.apply`` is timed alone on the recorded (instance, action) pairs. A
 second pass over the same pairs wraps ``max_load_subset`` to time the knapsack calls, and
 reports their share of that pass's step time. Both passes run side by side in one process, as
-DESIGN section 8 asks: an absolute time from these shared machines means little.
+docs/design.md §8 asks: an absolute time from these shared machines means little.
 
     python benchmarks/bench_simulator.py [--quick] [--steps N] [--seed S]
 """

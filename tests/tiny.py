@@ -3,7 +3,7 @@
 Imported as ``from tiny import ...``: ``tests/`` is not a package, so pytest's default
 "prepend" import mode puts this folder on ``sys.path`` when it collects a test file here.
 
-The numbers are chosen so that the physics of DESIGN section 2 can be done by hand:
+The numbers are chosen so that the physics of docs/design.md §2 can be done by hand:
 
 - link 0 <-> 1: B = 2e7 bit/s, delta = 1 ms; cloud links: Bc = (1e7, 2e7), deltac = (10, 20) ms;
 - app 0: Psf = 2e8 Hz, beta = 0.25, rho_s = 0.5, rho_r = 0.25, dsf = 0.1 s, so that

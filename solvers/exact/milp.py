@@ -63,7 +63,7 @@ def make_milp(
 ) -> MilpGreedy:
     """The ``milp`` method. ``settings`` gives the per-step time limit (None: none), the
     relative gap (0: proven optimal), HiGHS's threads and seed, the backend and the second
-    stage: "migrations" (DESIGN's default tie-break), "downtime" or "none"; a stage-2 time
+    stage: "migrations" (docs/design.md's default tie-break), "downtime" or "none"; a stage-2 time
     limit of None means stage 2 gets the same limit as stage 1. Keywords override settings."""
     options = SolveOptions(
         time_limit_s=settings.time_limit_s,

@@ -1,6 +1,6 @@
 """Every kind of bad input is refused with one `error:` line and exit 2: no traceback, no output.
 
-Hand-written cases for each kind of defect (DESIGN section 5), then a seeded fuzz over many
+Hand-written cases for each kind of defect (docs/design.md §5), then a seeded fuzz over many
 random mutations of a valid instance file.
 """
 

@@ -1,4 +1,4 @@
-"""The Table II generator (DESIGN section 4): ranges in SI units, seeding, mobility."""
+"""The Table II generator (docs/design.md §4): ranges in SI units, seeding, mobility."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The instance and stream model (DESIGN sections 1, 4, 5): round trips, read-only arrays and
+"""The instance and stream model (docs/design.md §1, §4, §5): round trips, read-only arrays and
 one clear message naming the field for every malformed input."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Each function of dtasm_opt.physics against values worked out by hand (DESIGN section 2).
+"""Each function of dtasm_opt.core.physics against values worked out by hand (docs/design.md §2).
 
 The system is the tiny one of ``tiny.py``; the arithmetic is written out next to each value.
 """

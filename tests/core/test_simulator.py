@@ -1,4 +1,4 @@
-"""Every branch of DESIGN section 3 on tiny hand-built instances (see ``tiny.py``).
+"""Every branch of docs/design.md §3 on tiny hand-built instances (see ``tiny.py``).
 
 Downtimes are worked out by hand from the tiny system's round numbers (Vm = 8e6 bits, app 0):
 ds = 0.08 s, dr = 0.04 s, sync(0->1) = 0.401 s, sync(0->cloud) = 0.81 s,

@@ -1,4 +1,4 @@
-"""Property checks of the paper's five baselines (DESIGN section 7) on generated streams."""
+"""Property checks of the paper's five baselines (docs/design.md §7) on generated streams."""
 
 from __future__ import annotations
 

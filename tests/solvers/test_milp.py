@@ -184,7 +184,6 @@ def test_time_limited_solve_reports_gap() -> None:
     if d.status == "time_limit":
         assert 0 < d.info["gap"] < 1
         assert d.bound_bytes < out.cloud_load_bytes
-    assert d.info["solve_s"] < 2.0 + 1.0
 
 
 def test_requested_gap_gives_feasible_or_optimal() -> None:
