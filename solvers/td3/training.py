@@ -110,17 +110,12 @@ class Trainer:
         self.next_step = 0
         self.obs, _ = self.env.reset(seed=cfg.seed)
         self.mask = self._mask()
-        self._teacher: Method | None = None
-        self._teacher_made = False
+        # Built now, so that a bad teacher is refused before any file is written.
+        warm = self.options.warm_start_steps > 0
+        self.teacher = make_teacher(self.options, cfg.seed) if warm else None
 
     def _mask(self) -> np.ndarray | None:
         return self.env.action_mask() if self.cfg.mask_infeasible else None
-
-    def _teacher_method(self) -> Method | None:
-        if not self._teacher_made:  # built on first use: a resumed run past it needs none
-            self._teacher = make_teacher(self.options, self.cfg.seed)
-            self._teacher_made = True
-        return self._teacher
 
     def run(self, steps: int) -> Iterator[TrainingStep]:
         """Train until ``steps`` steps in total, yielding each step's record."""
@@ -135,7 +130,7 @@ class Trainer:
         stream_step = env.t % self.stream.n_steps
         t0 = time.perf_counter()
         if warm:
-            target = teacher_targets(self._teacher_method(), env.instance)
+            target = teacher_targets(self.teacher, env.instance)
             action = np.eye(h, dtype=np.float32)[target].ravel()
             phase = "warm"
         else:
@@ -195,15 +190,25 @@ class Trainer:
         }
 
     @classmethod
-    def from_checkpoint(cls, stream: Stream, doc: dict, where: str, **teacher) -> Trainer:
-        """The run saved in ``doc`` (refused on another system)."""
+    def from_checkpoint(
+        cls,
+        stream: Stream,
+        doc: dict,
+        where: str,
+        *,
+        teacher_time_limit_s: float | None = None,
+        teacher_second_stage: str = "none",
+    ) -> Trainer:
+        """The run saved in ``doc`` (refused on another system); the teacher's solver limits
+        are the caller's (they change no result of a teacher that proves its optimum)."""
         here = system_fingerprint(stream.servers, stream.apps, stream.n_users, stream.xi_s)
         check_fingerprint(doc["system"], here, where)
         try:
             options = TrainOptions(
                 warm_start_steps=int(doc["warm_start_steps"]),
                 teacher=str(doc["teacher"]),
-                **teacher,
+                teacher_time_limit_s=teacher_time_limit_s,
+                teacher_second_stage=teacher_second_stage,
             )
             trainer = cls(stream, TD3Config.from_dict(doc["config"]), options)
             trainer.agent.load_state_dict(doc["agent"])
@@ -320,11 +325,13 @@ def train(
     csv_path = out / CSV_NAME
     if resume:
         last = out / LAST_NAME
-        teacher = {
-            "teacher_time_limit_s": options.teacher_time_limit_s,
-            "teacher_second_stage": options.teacher_second_stage,
-        }
-        trainer = Trainer.from_checkpoint(stream, checkpoint.load(last), str(last), **teacher)
+        trainer = Trainer.from_checkpoint(
+            stream,
+            checkpoint.load(last),
+            str(last),
+            teacher_time_limit_s=options.teacher_time_limit_s,
+            teacher_second_stage=options.teacher_second_stage,
+        )
     else:
         if out.exists() and not out.is_dir():
             raise InputError(f"--out: {out} exists and is not a folder")

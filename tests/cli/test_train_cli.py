@@ -48,6 +48,7 @@ def test_bad_flags_exit_2_with_one_line(tmp_path, stream_path, capsys, extra):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:"), err
     assert "Traceback" not in err[0]
+    assert not out.exists()  # refused before any file was made
 
 
 def test_out_onto_a_file_is_refused(tmp_path, stream_path, capsys):
