@@ -123,11 +123,12 @@ TIMING_COLUMNS = ("decision_time_s", "build_s", "solve_s", "stage2_s")
 def step_columns(
     *, training: bool = False, optimum: bool = False, windows: bool = False
 ) -> tuple[str, ...]:
-    """The step-record columns with the optional groups asked for."""
+    """The step-record columns with the optional groups asked for, in this fixed order (the
+    shipped studies' files have it)."""
     return (
         STEP_COLUMNS
-        + (TRAINING_COLUMNS if training else ())
         + (OPTIMUM_COLUMNS if optimum else ())
+        + (TRAINING_COLUMNS if training else ())
         + (WINDOW_COLUMNS if windows else ())
     )
 

@@ -343,3 +343,24 @@ def test_summary_downtime_ignores_seeds_that_moved_nobody(tmp_path):
     assert row["downtime_ms"] == (1500.0, None)
     assert row["cloud_mb"][0] == 0.5 and row["cloud_mb"][1] is not None
     assert row["migrated"][0] == 1.0
+
+
+@pytest.mark.parametrize(
+    "spec_path",
+    [
+        p
+        for p in sorted((ROOT / "studies").glob("*.toml"))
+        if (p.with_suffix("") / "manifest.json").exists()
+    ],
+    ids=lambda p: p.stem,
+)
+def test_shipped_results_still_belong_to_their_spec(spec_path):
+    """A rerun of a shipped spec resumes its folder: the spec's fingerprint and columns, as
+    this code parses them, are the ones its manifest recorded."""
+    from dtasm_opt.core import files
+    from dtasm_opt.studies.cells import columns
+
+    spec = load(spec_path)
+    manifest = files.read_json(spec_path.with_suffix("") / "manifest.json")
+    assert spec.fingerprint() == manifest["fingerprint"]
+    assert list(columns(spec)) == manifest["columns"]
