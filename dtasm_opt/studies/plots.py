@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dtasm_opt.core import records
+from dtasm_opt.core import files, records
 from dtasm_opt.core.units import BYTES_PER_MB
 from dtasm_opt.studies.cells import GREEDY_SUFFIX
 from dtasm_opt.studies.report import (
@@ -88,8 +88,13 @@ def _plot_gap(plt, spec: Spec, table: list[dict], target: Path) -> Path:
         ax.legend(fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(f"{spec.name}: every method against the certified hindsight bound")
-    fig.savefig(target, dpi=110)
+    save(fig, target)
     return target
+
+
+def save(fig, target: Path) -> None:
+    """A PNG written atomically, like every output of the project."""
+    files.atomic_write(target, lambda fh: fig.savefig(fh, dpi=110, format="png"))
 
 
 def _moving(x: np.ndarray, w: int) -> np.ndarray:
@@ -129,7 +134,7 @@ def _plot_curves(plt, spec: Spec, cells: dict, target: Path) -> Path:
     fig.suptitle(
         f"{spec.name}: moving average of {MOVING_AVERAGE} steps, mean of {len(spec.seeds)} seeds"
     )
-    fig.savefig(target, dpi=110)
+    save(fig, target)
     return target
 
 
@@ -164,7 +169,7 @@ def _plot_sweep(plt, spec: Spec, table: list[dict], panels, target: Path) -> Pat
     fig.suptitle(
         f"{spec.name}: mean of the last {spec.last} steps, 95 % CI over {len(spec.seeds)} seeds"
     )
-    fig.savefig(target, dpi=110)
+    save(fig, target)
     return target
 
 
@@ -191,5 +196,5 @@ def _plot_solve(plt, spec: Spec, path, target: Path) -> Path:
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     fig.suptitle(spec.name)
-    fig.savefig(target, dpi=110)
+    save(fig, target)
     return target

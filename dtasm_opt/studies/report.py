@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from dtasm_opt.core import records
+from dtasm_opt.core import files, records
 from dtasm_opt.core.units import BYTES_PER_MB
 from dtasm_opt.solvers import registry
 from dtasm_opt.studies.cells import GREEDY_SUFFIX, role
@@ -275,7 +275,7 @@ def write_summary(spec: Spec, path: str | Path, out: str | Path, run: dict | Non
         lines.append("")
         lines += _bound_lines(spec, bound_table(spec, load_cells(path, spec.axis)))
     text = "\n".join(lines)
-    Path(out).write_text(text, encoding="utf-8")
+    files.write_text_atomic(out, text)
     return text
 
 
