@@ -95,9 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs[name].append(one_run(method, inst, tmp_path / "sol.json", path))
             med = {}
             for name, rs in runs.items():
-                med[name] = {
-                    k: statistics.median(r[k] for r in rs) for k in ("wall_s", "import_s")
-                }
+                med[name] = {k: statistics.median(r[k] for r in rs) for k in ("wall_s", "import_s")}
                 print(
                     f"{method:<8} {name[:10]:<10} {med[name]['wall_s']:7.3f} "
                     f"{med[name]['import_s']:9.3f} {rs[0]['modules']:8d}  "

@@ -53,10 +53,8 @@ def test_solve_loads_only_what_the_method_needs(tmp_path, method, allowed):
 
     inst = tmp_path / "i.json"
     files.write_json(inst, generate_instance(Scenario(users=20, servers=3), seed=1).to_dict())
-    code = (
-        "from dtasm_opt.solve import main\n"
-        f"assert main([{str(inst)!r}, '--method', {method!r}, '--out', {str(tmp_path / 's.json')!r}]) == 0"
-    )
+    args = [str(inst), "--method", method, "--out", str(tmp_path / "s.json")]
+    code = f"from dtasm_opt.solve import main\nassert main({args!r}) == 0"
     loaded = loaded_after(code)
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
     assert allowed <= loaded
@@ -88,7 +86,8 @@ def _string_constants(path: Path) -> set[str]:
     return {
         node.value
         for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
         and id(node) not in docstrings
     }
 

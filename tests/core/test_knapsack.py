@@ -1,7 +1,7 @@
-"""The exact knapsack P3 (DESIGN section 3 rule 4) against brute force over all subsets.
+"""The exact knapsack P3 (docs/design.md §3 rule 4) against brute force over all subsets.
 
-Feasibility is DESIGN's: a set fits iff ``math.fsum`` of its weights is <= the capacity, exactly,
-which is not what a left-to-right float sum says near the capacity.
+Feasibility is docs/design.md §2's: a set fits iff ``math.fsum`` of its weights is <= the
+capacity, exactly, which is not what a left-to-right float sum says near the capacity.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dtasm_opt.core import knapsack
 from dtasm_opt.core.knapsack import exact_scale, fits, max_load_subset
@@ -41,39 +43,54 @@ def check_case(weights, values, capacity) -> np.ndarray:
     return chosen
 
 
-def _random_case(rng: np.random.Generator):
-    n = int(rng.integers(0, 13))
-    kind = rng.integers(0, 4)
-    if kind == 0:  # the simulator's regime: Prc ~ 1e9 Hz, loads ~ 5e6 bits
-        w = rng.uniform(1e8, 4e9, n)
-        v = rng.uniform(4e6, 9e6, n)
-    elif kind == 1:  # small integers: many ties and duplicates
-        w = rng.integers(1, 5, n).astype(float)
-        v = rng.integers(1, 4, n).astype(float)
-    elif kind == 2:  # values proportional to weights: every subset ties on ratio
-        w = rng.uniform(0.1, 1.0, n)
-        v = w * 3.0
-    else:  # duplicated items
-        base_w, base_v = rng.uniform(1, 2, 3), rng.uniform(1, 2, 3)
-        pick = rng.integers(0, 3, n)
-        w, v = base_w[pick], base_v[pick]
-    total = math.fsum(w.tolist())
-    choice = rng.integers(0, 3)
-    if choice == 0:
-        cap = total * rng.uniform(0.2, 0.9)
-    elif choice == 1 and n:  # exactly the sum of a random subset, or one ulp either side
-        sub = w[rng.random(n) < 0.5].tolist()
-        cap = math.nextafter(math.fsum(sub), [-math.inf, 0, math.inf][rng.integers(0, 3)])
-        cap = max(cap, 0.0)
+# The simulator's regime: Prc ~ 1e9 Hz, loads ~ 5e6 bits.
+SIM_WEIGHT = st.floats(1e8, 4e9)
+SIM_VALUE = st.floats(4e6, 9e6)
+
+
+@st.composite
+def knapsack_cases(draw, max_items: int = 12) -> tuple[np.ndarray, np.ndarray, float]:
+    """(weights, values, capacity) with up to ``max_items`` items of one of four kinds, and a
+    capacity below the total, near it, or exactly a subset's fsum or one ulp either side."""
+    n = draw(st.integers(0, max_items))
+
+    def items(elements, **kw):
+        return st.lists(elements, min_size=n, max_size=n, **kw)
+
+    kind = draw(st.sampled_from(["simulator", "small integers", "equal ratios", "duplicates"]))
+    if kind == "simulator":  # distinct weights, as the simulator's Prc almost surely are
+        w, v = draw(items(SIM_WEIGHT, unique=True)), draw(items(SIM_VALUE))
+    elif kind == "small integers":  # many ties and duplicates
+        w, v = draw(items(st.integers(1, 4))), draw(items(st.integers(1, 3)))
+    elif kind == "equal ratios":  # values proportional to weights: every subset ties on ratio
+        w = draw(items(st.floats(0.1, 1.0)))
+        v = [x * 3.0 for x in w]
+    else:  # duplicated items: each is one of three (weight, value) pairs
+        pairs = draw(st.lists(st.tuples(st.floats(1, 2), st.floats(1, 2)), min_size=3, max_size=3))
+        picks = draw(items(st.integers(0, 2)))
+        w, v = [pairs[i][0] for i in picks], [pairs[i][1] for i in picks]
+    weights, values = np.array(w, dtype=float), np.array(v, dtype=float)
+    total = math.fsum(weights.tolist())
+    where = draw(st.sampled_from(["below the total", "a subset's sum", "near the total"]))
+    if where == "below the total":
+        cap = total * draw(st.floats(0.2, 0.9))
+    elif where == "a subset's sum" and n:
+        mask = np.array(draw(items(st.booleans())), dtype=bool)
+        cap = math.fsum(weights[mask].tolist())
+        ulps = draw(st.sampled_from([0, -1, 1]))  # exactly, one ulp below, one ulp above
+        if ulps:
+            cap = max(math.nextafter(cap, ulps * math.inf), 0.0)
     else:
-        cap = total * rng.uniform(0.9, 1.1)
-    return w, v, cap
+        cap = total * draw(st.floats(0.9, 1.1))
+    return weights, values, cap
 
 
-@pytest.mark.parametrize("seed", range(400))
-def test_random_against_brute_force(seed):
-    w, v, cap = _random_case(np.random.default_rng(seed))
-    check_case(w, v, cap)
+@settings(max_examples=400)
+@given(knapsack_cases())
+def test_max_load_subset_matches_brute_force(case):
+    """Optimal and feasible on small cases of every kind; reference: brute force over all
+    2^n subsets with fsum feasibility."""
+    check_case(*case)
 
 
 def test_empty_input():
@@ -134,14 +151,27 @@ def test_fits_is_fsum():
     assert not fits(np.array([0.1] * 10), math.nextafter(1.0, 0.0))
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_exact_scale_agrees_with_fsum(seed):
-    rng = np.random.default_rng(1000 + seed)
-    n = int(rng.integers(1, 30))
-    mags = 10.0 ** rng.uniform(-6, 12, n) if seed % 2 else rng.uniform(1e8, 5e9, n)
-    weights = mags.tolist()
-    for _ in range(30):
-        sub = np.flatnonzero(rng.random(n) < 0.5).tolist()
+SPREAD_WEIGHT = st.floats(-6, 12).map(lambda e: 10.0**e)  # 1e-6 to 1e12, drawn by exponent
+
+
+@st.composite
+def weights_and_subsets(draw) -> tuple[list[float], list[list[int]]]:
+    """1-29 weights, all at the simulator's magnitudes or all spread over 1e-6..1e12, and up
+    to 30 subsets of them (each item in with probability about 1/2)."""
+    element = draw(st.sampled_from([st.floats(1e8, 5e9), SPREAD_WEIGHT]))
+    weights = draw(st.lists(element, min_size=1, max_size=29))
+    mask = st.lists(st.booleans(), min_size=len(weights), max_size=len(weights))
+    masks = draw(st.lists(mask, min_size=1, max_size=30))
+    return weights, [[i for i, m in enumerate(ms) if m] for ms in masks]
+
+
+@settings(max_examples=100)
+@given(weights_and_subsets())
+def test_exact_scale_agrees_with_fsum(case):
+    """A subset's integer sum is within the limit iff its fsum fits, for capacities at the
+    subset's fsum and one ulp either side; reference: math.fsum, and Fraction for exactness."""
+    weights, subsets = case
+    for sub in subsets:
         exact = math.fsum(weights[i] for i in sub)
         for cap in (exact, math.nextafter(exact, math.inf), math.nextafter(exact, 0.0)):
             ints, scale, limit = exact_scale(weights, cap)
@@ -149,7 +179,9 @@ def test_exact_scale_agrees_with_fsum(seed):
                 math.fsum(weights[i] for i in sub) <= cap
             )
             # the integers are the weights, exactly
-            assert all(Fraction(ints[i], scale) == Fraction(weights[i]) for i in sub)
+            assert all(
+                Fraction(i, scale) == Fraction(x) for i, x in zip(ints, weights, strict=True)
+            )
 
 
 @pytest.mark.parametrize("capacity", [1.0, 3.9e8, 1e10, 0.1, 7.5e-300])
@@ -174,12 +206,19 @@ def test_all_subsets_small_exhaustive_ties():
 # cases.
 
 
-@pytest.mark.parametrize("seed", range(200))
-def test_reduction_and_dominance_paths_against_brute_force(seed, monkeypatch):
-    monkeypatch.setattr(knapsack, "CORE_HALF", int(seed % 3))
-    monkeypatch.setattr(knapsack, "NODE_BUDGET", [0, 3, 10**9][seed % 4 % 3])
-    w, v, cap = _random_case(np.random.default_rng(5000 + seed))
-    check_case(w, v, cap)
+@settings(max_examples=200)
+@given(
+    case=knapsack_cases(),
+    core_half=st.integers(0, 2),
+    node_budget=st.sampled_from([0, 3, 10**9]),
+)
+def test_reduction_and_dominance_paths_against_brute_force(case, core_half, node_budget):
+    """With a core of 0-2 items either side and a node budget of 0, 3 or unlimited, small
+    cases take the reduction and dominance paths; reference: brute force over all subsets."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(knapsack, "CORE_HALF", core_half)
+        mp.setattr(knapsack, "NODE_BUDGET", node_budget)
+        check_case(*case)
 
 
 def meet_in_the_middle(weights: list[float], values: list[float], capacity: float) -> float:
@@ -204,13 +243,29 @@ def meet_in_the_middle(weights: list[float], values: list[float], capacity: floa
     return best
 
 
-@pytest.mark.parametrize("seed", range(30))
-def test_medium_cases_against_meet_in_the_middle(seed):
-    rng = np.random.default_rng(7000 + seed)
-    n = int(rng.integers(18, 25))
-    w = rng.uniform(1e8, 4e9, n) if seed % 2 else rng.integers(1, 9, n).astype(float)
-    v = rng.uniform(4e6, 9e6, n) if seed % 3 else w * rng.uniform(0.999, 1.001, n)
-    cap = math.fsum(w.tolist()) * rng.uniform(0.2, 0.8)
+@st.composite
+def medium_cases(draw) -> tuple[np.ndarray, np.ndarray, float]:
+    """18-24 items: simulator-regime or small-integer weights; values either the simulator's
+    loads or within 0.1 % of the weights (near ties on ratio); 20-80 % of the total fits."""
+    n = draw(st.integers(18, 24))
+    floats = draw(st.booleans())
+    w = draw(st.lists(SIM_WEIGHT if floats else st.integers(1, 8), min_size=n, max_size=n))
+    weights = np.array(w, dtype=float)
+    if draw(st.booleans()):
+        values = np.array(draw(st.lists(SIM_VALUE, min_size=n, max_size=n)))
+    else:
+        factors = draw(st.lists(st.floats(0.999, 1.001), min_size=n, max_size=n))
+        values = weights * np.array(factors)
+    cap = math.fsum(weights.tolist()) * draw(st.floats(0.2, 0.8))
+    return weights, values, cap
+
+
+@settings(max_examples=30)
+@given(medium_cases())
+def test_medium_cases_against_meet_in_the_middle(case):
+    """Past the brute force's reach, the reduction path is checked against an independent
+    exact method: meet in the middle over exact integer weights."""
+    w, v, cap = case
     chosen = max_load_subset(w, v, cap)
     assert math.fsum(w[chosen].tolist()) <= cap
     best = meet_in_the_middle(w.tolist(), v.tolist(), cap)

@@ -1,10 +1,10 @@
 """The per-step MILP against brute force: every action in (H+1)^U implemented by the simulator.
 
-Tiny instances (U <= 6, H <= 3) with random current servers (the cloud included); half of them
-have their capacities scaled down so that the C4 rows bind. For each, the least simulated
-cloud load over all actions must equal the MILP optimum of both backends, and among the
-actions reaching it, the fewest migrations (and, with the "downtime" stage, the least total
-downtime) must equal what the MILP's lexicographic stage returns.
+Tiny instances (U <= 6, H <= 3) with random current servers (the cloud included), drawn by
+Hypothesis; the overloaded ones have their capacities scaled down so that the C4 rows bind.
+For each, the least simulated cloud load over all actions must equal the MILP optimum of both
+backends, and among the actions reaching it, the fewest migrations (and, with the "downtime"
+stage, the least total downtime) must equal what the MILP's lexicographic stage returns.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from dtasm_opt.core import simulator
 from dtasm_opt.core.generator import Scenario, generate_stream
@@ -24,16 +26,15 @@ from dtasm_opt.solvers.exact.highs_pyomo import solve_pyomo
 from dtasm_opt.solvers.exact.milp_driver import SolveOptions
 
 
-def tiny_instance(case: int, users: int | None = None, servers: int | None = None) -> Instance:
-    """Case ``case``: U (2..5 unless given), H (1..3 unless given), current servers and (for odd
-    cases) a capacity cut, all drawn from one Generator seeded by the case number."""
-    rng = np.random.default_rng([20261, case])
-    u = int(rng.integers(2, 6)) if users is None else users
-    h = int(rng.integers(1, 4)) if servers is None else servers
-    stream = generate_stream(Scenario(users=u, servers=h, apps=3), seed=case)
-    inst = stream.instance(0, rng.integers(0, h + 1, size=u))
-    if case % 2:
-        # Overloaded: an ES takes a few users at most, so the knapsack rows decide.
+def tiny_instance(seed: int, users: int, servers: int, overloaded: bool) -> Instance:
+    """A Table II stream's step 0 for ``seed`` with current servers (the cloud included) and,
+    if ``overloaded``, the capacities cut to 5-10 %, both drawn from a Generator seeded by
+    ``seed``."""
+    rng = np.random.default_rng([20261, seed])
+    stream = generate_stream(Scenario(users=users, servers=servers, apps=3), seed=seed)
+    inst = stream.instance(0, rng.integers(0, servers + 1, size=users))
+    if overloaded:
+        # An ES takes a few users at most, so the knapsack rows decide.
         cut = rng.uniform(0.05, 0.10)
         inst = replace(
             inst, servers=replace(inst.servers, capacity_hz=inst.servers.capacity_hz * cut)
@@ -78,26 +79,44 @@ def check_against(inst: Instance, ref: BruteForce, solve, second_stage: str) -> 
         assert close(out.total_downtime_s, ref.downtime)
 
 
-FAST_CASES = range(240)
+SEEDS = st.integers(0, 2**32 - 1)
+# (users, servers): at most 4^5 = 1024 actions for the brute force.
+SIZES = st.sampled_from([(u, h) for u in range(2, 6) for h in range(1, 4)])
 
 
-@pytest.mark.parametrize("case", FAST_CASES)
-def test_milp_equals_brute_force(case: int) -> None:
-    inst = tiny_instance(case)
+@settings(max_examples=190)
+@given(seed=SEEDS, size=SIZES, overloaded=st.booleans())
+def test_milp_equals_brute_force(seed: int, size: tuple[int, int], overloaded: bool) -> None:
+    """Both backends with the "migrations" stage; reference: brute force over all (H+1)^U
+    actions through the simulator."""
+    inst = tiny_instance(seed, *size, overloaded)
     ref = brute_force(inst)
     check_against(inst, ref, solve_direct, "migrations")
     check_against(inst, ref, solve_pyomo, "migrations")
-    if case % 4 == 0:
-        check_against(inst, ref, solve_direct, "downtime")
-        check_against(inst, ref, solve_pyomo, "none")
+
+
+@settings(max_examples=50)
+@given(seed=SEEDS, size=SIZES, overloaded=st.booleans())
+def test_milp_other_second_stages_equal_brute_force(
+    seed: int, size: tuple[int, int], overloaded: bool
+) -> None:
+    """The "downtime" stage (direct backend) and no second stage (Pyomo backend); reference:
+    brute force over all (H+1)^U actions through the simulator."""
+    inst = tiny_instance(seed, *size, overloaded)
+    ref = brute_force(inst)
+    check_against(inst, ref, solve_direct, "downtime")
+    check_against(inst, ref, solve_pyomo, "none")
 
 
 def test_cases_cover_binding_capacity() -> None:
-    """The set is not trivial: in many overloaded cases the optimum leaves in the cloud a user
-    that some ES could take on its own (C4 binds), and in many cases the tie-break matters."""
+    """The family drawn above is not trivial: in many overloaded instances the optimum leaves
+    in the cloud a user that some ES could take on its own (C4 binds), and in many instances
+    the tie-break matters."""
     binding = tie_break = 0
-    for case in range(80):
-        inst = tiny_instance(case)
+    sizes = np.random.default_rng(20261)
+    for seed in range(80):
+        users, servers = int(sizes.integers(2, 6)), int(sizes.integers(1, 4))
+        inst = tiny_instance(seed, users, servers, overloaded=seed % 2 == 1)
         problem = step_problem(inst)
         first = solve_direct(inst, SolveOptions(second_stage="none"))
         best = solve_direct(inst, SolveOptions(second_stage="migrations"))
@@ -111,20 +130,25 @@ def test_cases_cover_binding_capacity() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", range(1000, 1100))
-def test_milp_equals_brute_force_six_users(case: int) -> None:
-    inst = tiny_instance(case, users=6, servers=3)
+@settings(max_examples=100)
+@given(seed=SEEDS, overloaded=st.booleans())
+@example(seed=1007, overloaded=True)
+@example(seed=1025, overloaded=True)
+def test_milp_equals_brute_force_six_users(seed: int, overloaded: bool) -> None:
+    """Six users on three ESs (4096 actions), the two regressions below included; reference:
+    brute force over all actions through the simulator."""
+    inst = tiny_instance(seed, 6, 3, overloaded)
     ref = brute_force(inst)
     check_against(inst, ref, solve_direct, "migrations")
     check_against(inst, ref, solve_pyomo, "migrations")
 
 
-@pytest.mark.parametrize("case", [1007, 1025])
-def test_six_user_regressions(case: int) -> None:
+@pytest.mark.parametrize("seed", [1007, 1025])
+def test_six_user_regressions(seed: int) -> None:
     """Two six-user cases where HiGHS 1.16 went wrong: a stage-2 row on the cloud load gave a
     wrong optimum (1007); with a start solution it returned the start's values beside the
     optimum's objective (1025)."""
-    inst = tiny_instance(case, users=6, servers=3)
+    inst = tiny_instance(seed, 6, 3, overloaded=True)
     ref = brute_force(inst)
     check_against(inst, ref, solve_direct, "migrations")
     check_against(inst, ref, solve_pyomo, "migrations")
