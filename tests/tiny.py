@@ -18,10 +18,13 @@ sync(0->cloud) = 0.81 s, sync(1->cloud) = 0.42 s.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
+from dtasm_opt.core.generator import Scenario, generate_stream
 from dtasm_opt.core.instance import Apps, Instance, Servers, Users
+from dtasm_opt.core.stream import Stream
 
 CLOUD = 2  # index of the cloud with H = 2
 
@@ -73,3 +76,10 @@ def make_instance(
     for k in set(cols) - {"app", "ran", "server"}:
         cols[k] = cols[k].astype(float).reshape(len(users))
     return Instance(make_servers(capacity_hz), make_apps(), Users(**cols), xi_s, "tiny")
+
+
+def small_stream(seed: int, users: int, servers: int, steps: int, load: float, xi: float) -> Stream:
+    """A Table II stream whose ES capacities are scaled by ``load`` (< 1: overloaded)."""
+    st = generate_stream(Scenario(users=users, servers=servers, apps=3, xi_s=xi), seed, steps)
+    caps = st.servers.capacity_hz * load
+    return replace(st, servers=replace(st.servers, capacity_hz=caps))

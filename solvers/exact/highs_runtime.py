@@ -28,13 +28,15 @@ def termination_name(model_status: object) -> str:
 
 class _Scheduler:
     """HiGHS's thread scheduler is process-wide: once started with n threads, a run asking
-    for another number fails until it is reset. This mirrors the count it was started with."""
+    for another number fails until it is reset. This mirrors the count it was started with;
+    before our first run it is unknown (code outside this module may have started it with
+    HiGHS's default), so the first call resets it too."""
 
     threads: int | None = None
 
     @classmethod
     def ensure(cls, threads: int) -> None:
-        if cls.threads is not None and cls.threads != threads:
+        if cls.threads != threads:
             highspy.Highs.resetGlobalScheduler(True)
         cls.threads = threads
 

@@ -290,3 +290,20 @@ def test_no_admissible_pair_is_all_cloud() -> None:
     out = simulator.apply(inst, d.action)
     assert d.status == "optimal" and out.users_on_edge == 0
     assert close(d.bound_bytes, out.cloud_load_bytes)
+
+
+def test_a_highs_run_started_elsewhere_does_not_break_the_next_solve() -> None:
+    """HiGHS's thread scheduler is process-wide: a run by other code (default threads) before
+    our first one used to make every later 1-thread run end in "error"."""
+    import highspy
+
+    from dtasm_opt.solvers.exact import highs_runtime
+
+    highs_runtime._Scheduler.threads = None  # as in a fresh process
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.addVar(0.0, 1.0)
+    h.run()  # starts the scheduler with HiGHS's default thread count
+    inst = generate_instance(Scenario(users=30, servers=3), seed=4)
+    d = solve_direct(inst, SolveOptions(time_limit_s=10.0))
+    assert d.status == "optimal"
