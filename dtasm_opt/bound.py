@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from dtasm_opt import cli
 from dtasm_opt.core import files
+from dtasm_opt.core.limits import MAX_STEPS, MAX_THREADS
 from dtasm_opt.core.units import BYTES_PER_MB
 from dtasm_opt.errors import InputError
 from dtasm_opt.experiments.bound_run import run
@@ -29,17 +29,22 @@ DEFAULT_WINDOW = 10
 def build_parser() -> cli.Parser:
     p = cli.make_parser(PROG, "A certified lower bound on any policy's total cloud load.")
     p.add_argument("stream", metavar="STREAM", help="dtasm-stream/1 file (.json[.gz])")
-    p.add_argument("--steps", type=cli.count(1), default=None, help="default: the stream's")
+    p.add_argument(
+        "--steps", type=cli.count(1, MAX_STEPS), default=None, help="default: the stream's"
+    )
     p.add_argument("--window", type=cli.count(1), default=DEFAULT_WINDOW, help="steps/window")
     p.add_argument("--mip", action="store_true", help="integer occupancy (else the LP)")
     p.add_argument(
         "--time-limit", type=cli.real(0.0, strict=True), default=None, help="s per window"
     )
     p.add_argument(
-        "--lookback", type=cli.count(0), default=0, help="uncounted steps before each window"
+        "--lookback",
+        type=cli.count(0, MAX_STEPS),
+        default=0,
+        help="uncounted steps before each window",
     )
     p.add_argument("--lp-solver", choices=LP_SOLVERS, default="ipm", help="HiGHS LP solver")
-    p.add_argument("--threads", type=cli.count(1), default=1, help="HiGHS threads")
+    p.add_argument("--threads", type=cli.count(1, MAX_THREADS), default=1, help="HiGHS threads")
     p.add_argument("--out", metavar="JSON", default=None, help="write (and update) it here")
     p.add_argument("--resume", action="store_true", help="skip the windows --out holds")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -61,9 +66,7 @@ def _main(argv: Sequence[str] | None) -> int:
         raise InputError("--resume: needs --out")
     stream = files.read_stream(args.stream)
     steps = stream.n_steps if args.steps is None else args.steps
-    out = None if args.out is None else Path(args.out)
-    if out is not None and not out.parent.is_dir():
-        raise InputError(f"--out: folder {out.parent} does not exist")
+    out = None if args.out is None else files.check_output(args.out)
     options = {
         "mip": args.mip,
         "time_limit_s": args.time_limit,

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from dtasm_opt.core.limits import MAX_THREADS
 from dtasm_opt.core.method import SECOND_STAGES, MethodSettings
 from dtasm_opt.errors import InputError
 
@@ -78,9 +79,14 @@ def seed(text: str) -> int:
     return _int(text, "seed", 0)
 
 
-def count(minimum: int) -> Callable[[str], int]:
+def count(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An integer >= ``minimum`` (and <= ``maximum``)."""
+
     def parse(text: str) -> int:
-        return _int(text, "value", minimum)
+        value = _int(text, "value", minimum)
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{text!r} is too large, at most {maximum:,}")
+        return value
 
     parse.__name__ = f"integer >= {minimum}"
     return parse
@@ -127,7 +133,9 @@ def add_solver_options(p: argparse.ArgumentParser, *, time_limit_default: float 
     p.add_argument(
         "--gap", type=real(0.0), default=0.0, help="exact solvers: relative gap to stop at"
     )
-    p.add_argument("--threads", type=count(1), default=1, help="exact solvers: threads")
+    p.add_argument(
+        "--threads", type=count(1, MAX_THREADS), default=1, help="exact solvers: threads"
+    )
     p.add_argument(
         "--second-stage",
         choices=SECOND_STAGES,

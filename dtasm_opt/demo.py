@@ -14,6 +14,7 @@ from pathlib import Path
 from dtasm_opt import cli
 from dtasm_opt.core.files import write_json
 from dtasm_opt.core.generator import Scenario, generate_instance
+from dtasm_opt.core.limits import MAX_SERVERS, MAX_USERS
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.solution import Solution, evaluate
 from dtasm_opt.core.units import BYTES_PER_MB
@@ -25,8 +26,8 @@ PROG = "python -m dtasm_opt.demo"
 
 def parser() -> cli.Parser:
     p = cli.make_parser(PROG, "Solve one step of the paper's default scenario with every method.")
-    p.add_argument("--users", type=cli.count(1), default=200, help="U")
-    p.add_argument("--servers", type=cli.count(1), default=8, help="H")
+    p.add_argument("--users", type=cli.count(1, MAX_USERS), default=200, help="U")
+    p.add_argument("--servers", type=cli.count(1, MAX_SERVERS), default=8, help="H")
     p.add_argument("--xi", type=cli.real(0.0), default=1.2, help="seamless-migration bound, s")
     p.add_argument("--seed", type=cli.seed, default=1, help="scenario and method seed")
     p.add_argument(

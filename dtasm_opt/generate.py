@@ -17,6 +17,14 @@ from collections.abc import Sequence
 from dtasm_opt import cli
 from dtasm_opt.core import files
 from dtasm_opt.core.generator import MOBILITY, Scenario, generate_instance, generate_stream
+from dtasm_opt.core.limits import (
+    MAX_APPS,
+    MAX_COUNT,
+    MAX_SERVERS,
+    MAX_STEPS,
+    MAX_THREADS,
+    MAX_USERS,
+)
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.errors import InputError
 from dtasm_opt.experiments.instance_set import write_set
@@ -29,10 +37,14 @@ def build_parser() -> cli.Parser:
     defaults = Scenario()
     p = cli.make_parser(PROG, "Generate a DTASM instance (one step) or stream (--steps T).")
     g = p.add_argument_group("scenario (Table II of the paper)")
-    g.add_argument("--users", type=cli.count(1), required=True, help="number of users U")
-    g.add_argument("--servers", type=cli.count(1), required=True, help="edge servers H")
+    g.add_argument("--users", type=cli.count(1, MAX_USERS), required=True, help="number of users U")
+    g.add_argument(
+        "--servers", type=cli.count(1, MAX_SERVERS), required=True, help="edge servers H"
+    )
     g.add_argument("--seed", type=cli.seed, required=True, help="the one seed of every draw")
-    g.add_argument("--steps", type=cli.count(1), default=None, help="write a stream of T steps")
+    g.add_argument(
+        "--steps", type=cli.count(1, MAX_STEPS), default=None, help="write a stream of T steps"
+    )
     g.add_argument("--xi", type=cli.real(0.0), default=defaults.xi_s, help="xi (s)")
     g.add_argument("--mobility", choices=MOBILITY, default=defaults.mobility)
     g.add_argument(
@@ -47,7 +59,7 @@ def build_parser() -> cli.Parser:
         default=defaults.gamma_shape,
         help="shape k of the RAN popularity w_h ~ Gamma(k, 1)",
     )
-    g.add_argument("--apps", type=cli.count(1), default=defaults.apps, help="kinds F")
+    g.add_argument("--apps", type=cli.count(1, MAX_APPS), default=defaults.apps, help="kinds F")
     g.add_argument("--name", default=None, help="name stored in the file")
     # The destination is a required mutually exclusive group so that another destination
     # (a benchmark set: --set DIR with --count N) can be added beside --out.
@@ -60,12 +72,12 @@ def build_parser() -> cli.Parser:
         "exactly, with a manifest of reference values (resumes an interrupted run)",
     )
     s = p.add_argument_group("benchmark sets (--set)")
-    s.add_argument("--count", type=cli.count(1), default=10, help="instances in the set")
+    s.add_argument("--count", type=cli.count(1, MAX_COUNT), default=10, help="instances in the set")
     s.add_argument("--method", choices=policies(exact=True), default=REFERENCE, help="exact solver")
     s.add_argument(
         "--time-limit", type=cli.real(0.0, strict=True), default=60.0, help="s per instance"
     )
-    s.add_argument("--threads", type=cli.count(1), default=1, help="solver threads")
+    s.add_argument("--threads", type=cli.count(1, MAX_THREADS), default=1, help="solver threads")
     return p
 
 
@@ -127,6 +139,7 @@ def _main(argv: Sequence[str] | None) -> int:
             file=sys.stderr,
         )
         return cli.EXIT_OK
+    files.check_output(args.out)
     what = write_one(args)
     print(f"wrote {what} to {args.out}", file=sys.stderr)
     return cli.EXIT_OK

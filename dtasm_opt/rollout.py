@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from dtasm_opt import cli
 from dtasm_opt.core import files, records
+from dtasm_opt.core.limits import MAX_STEPS
 from dtasm_opt.experiments.rollout import format_summary, run, summarize
 from dtasm_opt.solvers.registry import available_methods, parse_methods
 
@@ -28,7 +29,10 @@ def build_parser() -> cli.Parser:
     )
     p.add_argument("--out", required=True, metavar="CSV", help="the step records")
     p.add_argument(
-        "--steps", type=cli.count(1), default=None, help="steps (default: the stream's length)"
+        "--steps",
+        type=cli.count(1, MAX_STEPS),
+        default=None,
+        help="steps (default: the stream's length)",
     )
     cli.add_solver_options(p, time_limit_default=None)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")

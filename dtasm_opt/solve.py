@@ -105,7 +105,13 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     settings = cli.solver_settings(args)
     method = make_method(args.method, settings)  # an unknown name is refused before reading
+    for path in (args.out, args.write_model):
+        if path is not None:
+            files.check_output(path)  # before the solve, not after it
     inst = load_instance(args.instance, args.step)
+    check = getattr(method, "check", None)
+    if callable(check):
+        check(inst)
     if args.write_model is not None:
         # Pyomo is imported only here (import-linter's one allowed exception for solve).
         from dtasm_opt.models.step_milp import write_model

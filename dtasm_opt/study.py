@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dtasm_opt import cli
+from dtasm_opt.core.limits import MAX_THREADS
 from dtasm_opt.errors import InputError
 from dtasm_opt.studies import plots, report
-from dtasm_opt.studies.runner import BACKENDS, run_study
+from dtasm_opt.studies.runner import BACKENDS, check_run, lock_folder, run_locked
 from dtasm_opt.studies.spec import load
 
 PROG = "python -m dtasm_opt.study"
@@ -48,7 +49,7 @@ def build_parser() -> cli.Parser:
         default=None,
         help="Ray cluster address [none: start a local Ray of --workers CPUs]",
     )
-    p.add_argument("--workers", type=cli.count(1), default=1, help="parallel cells")
+    p.add_argument("--workers", type=cli.count(1, MAX_THREADS), default=1, help="parallel cells")
     p.add_argument(
         "--quick",
         action="store_true",
@@ -68,6 +69,15 @@ def _main(argv: Sequence[str] | None) -> int:
         raise InputError("--address: only with --backend ray")
     spec = load(args.spec, quick=args.quick)
     out = Path(args.out) if args.out else default_out(spec.name, spec.quick)
+    if not args.report_only:
+        check_run(spec, out, args.backend, args.workers)
+    elif not (out / "results.csv").exists():
+        raise InputError(f"{out / 'results.csv'}: no results to report; run the study first")
+    with lock_folder(out):  # the run and its report: one writer per folder
+        return _run_and_report(spec, out, args)
+
+
+def _run_and_report(spec, out: Path, args) -> int:
     run = None
     if not args.report_only:
         cells = len(spec.cells())
@@ -75,7 +85,9 @@ def _main(argv: Sequence[str] | None) -> int:
             f"{spec.name}: {cells} cells -> {out} ({args.backend}, {args.workers} workers)",
             file=sys.stderr,
         )
-        run = run_study(spec, out, backend=args.backend, workers=args.workers, address=args.address)
+        run = run_locked(
+            spec, out, backend=args.backend, workers=args.workers, address=args.address
+        )
     results = out / "results.csv"
     if not results.exists():
         raise InputError(f"{results}: no results to report; run the study first")

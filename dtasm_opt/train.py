@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dtasm_opt import cli
 from dtasm_opt.core import files
 from dtasm_opt.core.generator import Scenario, generate_stream
+from dtasm_opt.core.limits import MAX_SERVERS, MAX_STEPS, MAX_USERS
 from dtasm_opt.core.options import add_flags, from_flags
 from dtasm_opt.errors import InputError
 
@@ -34,17 +35,22 @@ def build_parser() -> cli.Parser:
     p = cli.make_parser(PROG, "Train the paper's TD3 agent on a stream (Algorithm 1).")
     p.add_argument("stream", nargs="?", help="a dtasm-stream/1 file (or generate: --users ...)")
     g = p.add_argument_group("a generated stream (instead of a file)")
-    g.add_argument("--users", type=cli.count(1), default=None, help="U users")
-    g.add_argument("--servers", type=cli.count(1), default=8, help="H edge servers")
+    g.add_argument("--users", type=cli.count(1, MAX_USERS), default=None, help="U users")
+    g.add_argument("--servers", type=cli.count(1, MAX_SERVERS), default=8, help="H edge servers")
     g.add_argument("--xi", type=cli.real(0.0), default=1.2, help="migration bound xi in s")
     g.add_argument("--stream-seed", type=cli.seed, default=1, help="scenario seed")
-    g.add_argument("--stream-steps", type=cli.count(1), default=500, help="T steps")
+    g.add_argument("--stream-steps", type=cli.count(1, MAX_STEPS), default=500, help="T steps")
     r = p.add_argument_group("the run")
-    r.add_argument("--steps", type=cli.count(1), required=True, help="training steps in total")
+    r.add_argument(
+        "--steps", type=cli.count(1, MAX_STEPS), required=True, help="training steps in total"
+    )
     r.add_argument("--out", required=True, metavar="DIR", help="output folder")
     r.add_argument("--resume", action="store_true", help="continue from DIR/last.pt")
     r.add_argument(
-        "--checkpoint-every", type=cli.count(1), default=500, help="steps between checkpoints"
+        "--checkpoint-every",
+        type=cli.count(1, MAX_STEPS),
+        default=500,
+        help="steps between checkpoints",
     )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_flags(r, TrainOptions)

@@ -97,5 +97,6 @@ def write_model(inst: Instance, path: str | Path, margin: float = CAPACITY_MARGI
         raise InputError(f"write-model: {str(path)!r} must end in .lp or .mps")
     model = build_step_model(step_problem(inst, margin))
     # Names from the model (x[3], C1[0], C4[2]) make the file readable next to this module.
-    model.write(str(path), format=fmt, io_options={"symbolic_solver_labels": True})
+    # The format follows from the suffix (Pyomo warns, on stdout, when it is also given).
+    model.write(str(path), io_options={"symbolic_solver_labels": True})
     return path

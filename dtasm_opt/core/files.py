@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from dtasm_opt.core.instance import INSTANCE_FORMAT, Instance
+from dtasm_opt.core.limits import MAX_FILE_BYTES
 from dtasm_opt.core.stream import STREAM_FORMAT, Stream
 from dtasm_opt.errors import InputError
 
@@ -25,11 +26,15 @@ def read_json(path: str | os.PathLike) -> object:
     """Parse a JSON (or ``.json.gz``) file; any failure is an :class:`InputError`."""
     p = Path(path)
     try:
-        if p.suffix == ".gz":
-            with gzip.open(p, "rt", encoding="utf-8") as fh:
-                return json.load(fh)
-        with open(p, encoding="utf-8") as fh:
-            return json.load(fh)
+        # Read at most MAX_FILE_BYTES (after decompression): a small .gz can expand to GiBs.
+        opener = gzip.open if p.suffix == ".gz" else open
+        with opener(p, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise InputError(
+                f"{p}: larger than {MAX_FILE_BYTES // 2**20} MiB of JSON; refused (see README)"
+            )
+        return json.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise InputError(f"{p}: no such file") from None
     except IsADirectoryError:
@@ -44,6 +49,17 @@ def read_json(path: str | os.PathLike) -> object:
         raise InputError(f"{p}: JSON nested too deeply") from None
 
 
+def check_output(path: str | os.PathLike) -> Path:
+    """Refuse an output path that cannot be written, before any work: its folder must exist
+    and it must not be a folder itself."""
+    p = Path(path)
+    if not p.parent.is_dir():
+        raise InputError(f"{p}: folder {p.parent} does not exist")
+    if p.is_dir():
+        raise InputError(f"{p}: is a directory, expected a file")
+    return p
+
+
 def atomic_write(
     path: str | os.PathLike, write: Callable[[IO[bytes]], None], *, sync: bool = False
 ) -> None:
@@ -52,12 +68,8 @@ def atomic_write(
     ``sync`` fsyncs the data before the rename (crash safety, not only interruption safety).
     On any failure the temporary file is removed and errors name ``path``, never it.
     """
-    p = Path(path)
+    p = check_output(path)
     folder = p.parent
-    if not folder.is_dir():
-        raise InputError(f"{p}: folder {folder} does not exist")
-    if p.is_dir():
-        raise InputError(f"{p}: is a directory, expected a file")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from dtasm_opt.core.instance import Apps, Instance, Servers
-from dtasm_opt.core.stream import Stream
+from dtasm_opt.core.limits import MAX_APPS, MAX_SERVERS, MAX_USERS, check_at_most
+from dtasm_opt.core.stream import Stream, check_stream_size
 from dtasm_opt.core.units import KBYTE_BITS, MBYTE_BITS
 from dtasm_opt.errors import InputError
 
@@ -36,6 +37,7 @@ TABLE_II = {
     "resume_cycles_per_bit": (0.350, 0.450),  # rho_r: [350, 450] cycles/kbit
 }
 MOBILITY = ("iid", "markov")
+MIN_GAMMA_SHAPE = 1e-3
 STEP_VOLUMES = ("task_bits", "result_bits", "context_bits", "cycles_per_bit")  # redrawn per step
 
 
@@ -52,20 +54,25 @@ class Scenario:
     gamma_shape: float = 2.0  # k of the RAN popularity w_h ~ Gamma(k, 1)
 
     def __post_init__(self) -> None:
-        if self.users < 1:
-            raise InputError(f"users: {self.users} is invalid, must be >= 1")
-        if self.servers < 1:
-            raise InputError(f"servers: {self.servers} is invalid, must be >= 1")
-        if self.apps < 1:
-            raise InputError(f"apps: {self.apps} is invalid, must be >= 1")
+        for what, value, bound in (
+            ("users", self.users, MAX_USERS),
+            ("servers", self.servers, MAX_SERVERS),
+            ("apps", self.apps, MAX_APPS),
+        ):
+            if value < 1:
+                raise InputError(f"{what}: {value} is invalid, must be >= 1")
+            check_at_most(value, bound, what)
         if not (np.isfinite(self.xi_s) and self.xi_s >= 0):
             raise InputError(f"xi: {self.xi_s} is invalid, must be finite and >= 0")
         if self.mobility not in MOBILITY:
             raise InputError(f"mobility: {self.mobility!r} is unknown, use one of {MOBILITY}")
         if not (0.0 <= self.stay_prob <= 1.0):
             raise InputError(f"stay-prob: {self.stay_prob} is invalid, must be in [0, 1]")
-        if not (np.isfinite(self.gamma_shape) and self.gamma_shape > 0):
-            raise InputError(f"gamma-shape: {self.gamma_shape} is invalid, must be > 0")
+        if not (np.isfinite(self.gamma_shape) and self.gamma_shape >= MIN_GAMMA_SHAPE):
+            # Below this the Gamma draws underflow to 0 and the popularity is undefined.
+            raise InputError(
+                f"gamma-shape: {self.gamma_shape} is invalid, must be >= {MIN_GAMMA_SHAPE}"
+            )
 
 
 def _uniform(rng: np.random.Generator, key: str, size) -> np.ndarray:
@@ -97,6 +104,8 @@ def generate_system(rng: np.random.Generator, scenario: Scenario):
         sf_prepare_s=_uniform(rng, "sf_prepare_s", f),
     )
     weights = rng.gamma(scenario.gamma_shape, 1.0, size=h)
+    if not weights.sum() > 0:  # every draw underflowed (a shape near MIN_GAMMA_SHAPE)
+        raise InputError(f"gamma-shape: {scenario.gamma_shape} is too small for this seed")
     popularity = weights / weights.sum()
     return servers, apps, popularity
 
@@ -107,6 +116,7 @@ def generate_stream(
     """A stream of ``steps`` exogenous steps; initial servers are the users' step-0 RANs."""
     if steps < 1:
         raise InputError(f"steps: {steps} is invalid, must be >= 1")
+    check_stream_size(steps, scenario.users)
     system_ss, users_ss, steps_ss = np.random.SeedSequence(int(seed)).spawn(3)
     servers, apps, popularity = generate_system(np.random.default_rng(system_ss), scenario)
     u = scenario.users

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from dtasm_opt.core import checks as fx
+from dtasm_opt.core.limits import MAX_APPS, MAX_SERVERS, MAX_USERS, check_at_most
 from dtasm_opt.errors import InputError
 
 INSTANCE_FORMAT = "dtasm-instance/1"
@@ -33,7 +34,7 @@ class Servers:
     def __post_init__(self) -> None:
         w = "servers."
         cap = fx.as_array(self.capacity_hz, w + "capacity_hz", "float", [None])
-        h = cap.shape[0]
+        h = check_at_most(cap.shape[0], MAX_SERVERS, w + "capacity_hz: edge servers")
         if h < 1:
             raise InputError(f"{w}capacity_hz: at least one edge server is required")
         bw = fx.as_array(self.bandwidth_bps, w + "bandwidth_bps", "float", [h, h])
@@ -74,7 +75,7 @@ class Apps:
     def __post_init__(self) -> None:
         w = "apps."
         psf = fx.as_array(self.sf_capacity_hz, w + "sf_capacity_hz", "float", [None])
-        f = psf.shape[0]
+        f = check_at_most(psf.shape[0], MAX_APPS, w + "sf_capacity_hz: application kinds")
         if f < 1:
             raise InputError(f"{w}sf_capacity_hz: at least one application kind is required")
         beta = fx.as_array(self.checkpoint_share, w + "checkpoint_share", "float", [f])
@@ -116,7 +117,7 @@ class Users:
     def __post_init__(self) -> None:
         w = "users."
         app = fx.as_array(self.app, w + "app", "int", [None])
-        u = app.shape[0]
+        u = check_users(app.shape[0], w + "app")
         arrays = {"app": app}
         for name in (
             "latency_limit_s",
@@ -195,6 +196,13 @@ class Instance:
             name=fx.as_name(doc.get("name", "instance"), "name"),
             meta=read_meta(doc),
         )
+
+
+def check_users(n: int, field: str) -> int:
+    """At least one user, and at most MAX_USERS."""
+    if n < 1:
+        raise InputError(f"{field}: at least one user is required")
+    return check_at_most(n, MAX_USERS, f"{field}: users")
 
 
 def check_format(doc: object, expected: str) -> dict[str, Any]:

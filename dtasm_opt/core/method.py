@@ -49,6 +49,11 @@ class Method(Protocol):
         ...
 
 
+# A method may also offer ``check(instance) -> None``, raising InputError when it cannot run
+# on that instance's system (a trained policy on a system it was not trained on). Runs call
+# it on a stream's first instance before they write anything.
+
+
 def method_rng(seed: int, name: str) -> np.random.Generator:
     """A Generator for one method: seeded from the rollout's seed and the method's name, so
     adding or removing a method changes no other method's draws (docs/design.md §7)."""

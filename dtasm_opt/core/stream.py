@@ -19,11 +19,24 @@ from dtasm_opt.core.instance import (
     arrays_from_dict,
     arrays_to_dict,
     check_format,
+    check_users,
     read_meta,
 )
+from dtasm_opt.core.limits import MAX_STREAM_VALUES
 from dtasm_opt.errors import InputError
 
 STREAM_FORMAT = "dtasm-stream/1"
+
+
+def check_stream_size(steps: int, users: int) -> None:
+    """Refuse a stream of more than MAX_STREAM_VALUES (T x U) values per array."""
+    if steps * users > MAX_STREAM_VALUES:
+        raise InputError(
+            f"steps: {steps} steps of {users} users is too large "
+            f"(at most {MAX_STREAM_VALUES:,} values per array)"
+        )
+
+
 EXOGENOUS = ("ran", "task_bits", "result_bits", "context_bits", "cycles_per_bit")
 
 
@@ -48,7 +61,7 @@ class Stream:
     def __post_init__(self) -> None:
         w = "users."
         app = fx.as_array(self.app, w + "app", "int", [None])
-        u = app.shape[0]
+        u = check_users(app.shape[0], w + "app")
         tau = fx.as_array(self.latency_limit_s, w + "latency_limit_s", "float", [u])
         fx.positive(tau, w + "latency_limit_s")
         init = fx.as_array(self.initial_server, w + "initial_server", "int", [u])
@@ -56,6 +69,7 @@ class Stream:
         t = ran.shape[0]
         if t < 1:
             raise InputError("steps.ran: a stream needs at least one step")
+        check_stream_size(t, u)
         arrays = {"app": app, "latency_limit_s": tau, "initial_server": init, "ran": ran}
         for name in EXOGENOUS[1:]:
             arrays[name] = fx.as_array(getattr(self, name), f"steps.{name}", "float", [t, u])

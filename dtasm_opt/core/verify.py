@@ -72,8 +72,8 @@ def verify(inst: Instance, doc: object, rtol: float = 1e-9) -> list[str]:
     problems = check_placement(inst, final)
     load = float(load_bits(inst)[final == inst.cloud].sum()) / BITS_PER_BYTE
     claimed = doc.get("cloud_load_bytes")
-    if not isinstance(claimed, (int, float)) or isinstance(claimed, bool):
-        problems.append("cloud_load_bytes: missing or not a number")
+    if not _is_number(claimed) or not math.isfinite(claimed):  # type: ignore[arg-type]
+        problems.append(f"cloud_load_bytes: {claimed!r} is missing or not a finite number")
     elif not math.isclose(claimed, load, rel_tol=rtol, abs_tol=1e-6):
         problems.append(f"cloud_load_bytes: reported {claimed!r}, the final servers give {load!r}")
     out = simulator.apply(inst, action)
@@ -91,7 +91,16 @@ def verify(inst: Instance, doc: object, rtol: float = 1e-9) -> list[str]:
         if key in metrics and metrics[key] != expected[key]:
             problems.append(f"metrics.{key}: reported {metrics[key]!r}, expected {expected[key]}")
     bound = doc.get("bound_bytes")
-    if isinstance(bound, (int, float)) and not isinstance(bound, bool):
-        if bound > load * (1 + rtol) + 1e-6:
+    if bound is not None:
+        if not _is_number(bound) or not math.isfinite(bound):
+            problems.append(f"bound_bytes: {bound!r} is not a finite number (or null)")
+        elif bound > load * (1 + rtol) + 1e-6:
             problems.append(f"bound_bytes: {bound!r} exceeds the solution's cloud load {load!r}")
+    gap = doc.get("gap")
+    if gap is not None and (not _is_number(gap) or not 0 <= gap <= 1 or not math.isfinite(gap)):
+        problems.append(f"gap: {gap!r} is not a number in [0, 1] (or null)")
     return problems
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

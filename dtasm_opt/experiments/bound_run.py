@@ -19,6 +19,7 @@ from pathlib import Path
 
 from dtasm_opt.core import files
 from dtasm_opt.core.fingerprint import stream_fingerprint
+from dtasm_opt.core.locks import OutputLock
 from dtasm_opt.core.stream import Stream
 from dtasm_opt.errors import InputError
 from dtasm_opt.solvers.exact.hindsight_bound import WindowBound, solve_span, window_spans
@@ -85,6 +86,21 @@ def run(
     ``on_window(window, done, total, bound so far, seconds)`` reports each solved window."""
     if steps > stream.n_steps:
         raise InputError(f"--steps: {steps} exceeds the stream's {stream.n_steps} steps")
+    if out is None:
+        return _run(stream, steps, window, options, None, False, on_window)
+    with OutputLock(out):
+        return _run(stream, steps, window, options, out, resume, on_window)
+
+
+def _run(
+    stream: Stream,
+    steps: int,
+    window: int,
+    options: dict,
+    out: Path | None,
+    resume: bool,
+    on_window: Callable[[WindowBound, int, int, float, float], None] | None,
+) -> dict:
     spans = window_spans(steps, window)
     windows: list[WindowBound] = []
     if resume and out is not None and out.exists():

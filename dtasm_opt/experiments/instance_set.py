@@ -11,6 +11,7 @@ holding another family is refused.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -20,6 +21,8 @@ from pathlib import Path
 from dtasm_opt.core import files
 from dtasm_opt.core.generator import Scenario, generate_instance
 from dtasm_opt.core.instance import Instance
+from dtasm_opt.core.limits import MAX_COUNT, check_at_most
+from dtasm_opt.core.locks import OutputLock
 from dtasm_opt.core.method import Method, MethodSettings
 from dtasm_opt.core.solution import Solution, evaluate
 from dtasm_opt.core.verify import verify
@@ -27,6 +30,7 @@ from dtasm_opt.errors import InputError
 from dtasm_opt.solvers import registry
 
 SET_FORMAT = "dtasm-set/1"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a family name: no path, no dot first
 MANIFEST = "manifest.json"
 
 
@@ -109,10 +113,32 @@ def write_set(
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"--set: {folder} exists and is not a folder")
+    check_at_most(count, MAX_COUNT, "--count")
     settings = settings or MethodSettings(seed=seed0, time_limit_s=60.0)
     solver, described = reference_solver(method, settings)
     family_name = name or f"u{scenario.users}-h{scenario.servers}"
+    if not NAME.fullmatch(family_name):
+        raise InputError(
+            f"--name: {family_name!r} is not a plain name (letters, digits, . _ -; it names "
+            "files inside the set's folder)"
+        )
     folder.mkdir(parents=True, exist_ok=True)
+    with OutputLock(folder, folder=True):
+        return _write_set_locked(
+            folder, scenario, seed0, count, family_name, solver, described, on_instance
+        )
+
+
+def _write_set_locked(
+    folder: Path,
+    scenario: Scenario,
+    seed0: int,
+    count: int,
+    family_name: str,
+    solver: Method,
+    described: dict,
+    on_instance: Callable[[int, int, dict, float], None] | None,
+) -> dict:
     path = folder / MANIFEST
     manifest = _load_manifest(path, _family(scenario, seed0, family_name), described)
     done = {entry["name"] for entry in manifest["instances"]}

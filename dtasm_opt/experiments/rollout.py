@@ -33,6 +33,8 @@ import numpy as np
 from dtasm_opt.core import files, records, simulator
 from dtasm_opt.core.fingerprint import stream_fingerprint
 from dtasm_opt.core.instance import Instance
+from dtasm_opt.core.limits import MAX_STEPS, check_at_most
+from dtasm_opt.core.locks import OutputLock
 from dtasm_opt.core.method import Method, MethodSettings
 from dtasm_opt.core.records import STEP_COLUMNS, StepRecord
 from dtasm_opt.core.stream import Stream
@@ -59,8 +61,13 @@ class Lane:
             "rng": rng.bit_generator.state if isinstance(rng, np.random.Generator) else None,
         }
 
-    def restore(self, doc: dict) -> None:
-        self.server = np.asarray(doc["server"], dtype=np.int64)
+    def restore(self, doc: dict, n_users: int, cloud: int) -> None:
+        server = np.asarray(doc["server"])
+        if server.shape != (n_users,) or server.dtype.kind not in "iu":
+            raise ValueError(f"lane {self.name}: server is not {n_users} integers")
+        if n_users and (server.min() < 0 or server.max() > cloud):
+            raise ValueError(f"lane {self.name}: server index outside 0..{cloud}")
+        self.server = server.astype(np.int64)
         rng = getattr(self.method, "rng", None)
         if doc.get("rng") is not None and isinstance(rng, np.random.Generator):
             rng.bit_generator.state = doc["rng"]
@@ -77,6 +84,15 @@ class Rollout:
             self.add_lane(n, make_method(n, settings))
         self.next_step = 0
         self._fingerprint = stream_fingerprint(stream)  # hashing costs ms: once per rollout
+
+    def check(self) -> None:
+        """Ask every method whether it can run on this stream (a trained policy checks the
+        system it was trained on) before anything is written."""
+        first = self.stream.instance(0)
+        for lane in self.lanes:
+            check = getattr(lane.method, "check", None)
+            if callable(check):
+                check(first)
 
     def add_lane(self, name: str, method: Method) -> None:
         """Roll ``method`` too, under the label ``name`` (its rows' method column)."""
@@ -144,10 +160,13 @@ class Rollout:
                 )
         try:
             for lane in self.lanes:
-                lane.restore(doc["lanes"][lane.name])
-            self.next_step = int(doc["next_step"])
+                lane.restore(doc["lanes"][lane.name], self.stream.n_users, self.stream.n_servers)
+            next_step = doc["next_step"]
+            if isinstance(next_step, bool) or not isinstance(next_step, int) or next_step < 0:
+                raise ValueError(f"next_step {next_step!r} is not an integer >= 0")
+            self.next_step = next_step
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{where}: damaged checkpoint ({exc!r})") from None
+            raise InputError(f"{where}: damaged checkpoint ({exc})") from None
 
 
 def state_path(out: str | Path) -> Path:
@@ -174,12 +193,26 @@ def run(
     (progress display).
     """
     steps = stream.n_steps if steps is None else steps
+    check_at_most(steps, MAX_STEPS, "steps")
     roll = Rollout(stream, names, settings or MethodSettings())
+    roll.check()  # a method that cannot run on this stream is refused before any file
     out, ckpt = Path(out), state_path(out)
+    if out.is_dir():
+        raise InputError(f"{out}: is a directory, expected a CSV file")
     if out.exists() and not resume:
         raise InputError(f"{out}: exists; pass --resume to continue it, or delete it")
-    if not out.parent.is_dir():
-        raise InputError(f"{out}: folder {out.parent} does not exist")
+    with OutputLock(out):
+        return _run_locked(roll, out, ckpt, steps, on_step, checkpoint_s)
+
+
+def _run_locked(
+    roll: Rollout,
+    out: Path,
+    ckpt: Path,
+    steps: int,
+    on_step: Callable[[int, int], None] | None,
+    checkpoint_s: float | None,
+) -> int:
     if out.exists():
         _prepare_resume(roll, out, ckpt)
     else:
@@ -197,7 +230,7 @@ def run(
             if roll.next_step == steps or time.monotonic() - saved >= every:
                 _save(ckpt, roll)
                 saved = time.monotonic()
-    return max(0, steps - start) * len(names)
+    return max(0, steps - start) * len(roll.lanes)
 
 
 def _save(ckpt: Path, roll: Rollout) -> None:

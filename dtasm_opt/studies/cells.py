@@ -79,6 +79,42 @@ def expected_rows(spec: Spec, cell: Cell) -> int:
     return m.steps(spec.steps) + int(m.options.get("eval_steps", 0))
 
 
+def check_spec(spec: Spec) -> None:
+    """Everything a cell would refuse, refused before any work: each method is built with its
+    options (a bad backend, tie-break, TD3 hyper-parameter, teacher or bound option), and each
+    policy that can check a system (a trained ``td3:PATH``) checks every seed's and sweep
+    value's system. Errors name the method label."""
+    for m in spec.methods:
+        try:
+            _check_method(spec, m)
+        except InputError as exc:
+            raise InputError(f"method {m.label!r}: {exc}") from None
+
+
+def _check_method(spec: Spec, m: MethodSpec) -> None:
+    kind = role(m)
+    seed = spec.seeds[0]
+    if kind == registry.BOUND:
+        make_bound(m, seed)
+        return
+    if kind == registry.TRAINER:
+        entry = registry.study_entry(m.name)
+        for value in spec.values or (None,):
+            context: dict[str, object] = {"seed": seed, "threads": int(m.options.get("threads", 1))}
+            if spec.axis == "discount":
+                context[DISCOUNT_OPTION] = float(value)  # type: ignore[arg-type]
+            for cls in entry.option_classes():
+                options_of(m, cls, **context)
+        return
+    method = registry.make_method(m.name, settings_of(m, seed))
+    check = getattr(method, "check", None)
+    if callable(check):
+        for value in spec.values or (None,):
+            for s in spec.seeds:
+                stream = generate_stream(scenario_of(spec, Cell(m.label, s, value)), s, steps=1)
+                check(stream.instance(0))
+
+
 def run_cell_safe(spec: Spec, cell: Cell) -> tuple[bool, object]:
     """(True, rows) or (False, message): a failed cell must not stop the others, and an
     exception with a traceback object may not pickle across processes."""

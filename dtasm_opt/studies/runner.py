@@ -29,12 +29,15 @@ so the final file does not depend on the backend or on the order cells finished 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import io
 import json
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -45,8 +48,9 @@ from importlib import metadata
 from pathlib import Path
 
 from dtasm_opt.core import files, records
+from dtasm_opt.core.locks import OutputLock
 from dtasm_opt.errors import InputError
-from dtasm_opt.studies.cells import columns, expected_rows, run_cell_safe
+from dtasm_opt.studies.cells import check_spec, columns, expected_rows, run_cell_safe
 from dtasm_opt.studies.spec import Cell, Spec
 
 BACKENDS = ("local", "ray")
@@ -233,11 +237,40 @@ def run_study(
     address: str | None = None,
     log=None,
 ) -> dict:
-    """Run every pending cell of ``spec`` into ``out``; return counts of what happened."""
+    """Run every pending cell of ``spec`` into ``out``; return counts of what happened.
+    The whole spec is checked first, then the folder is locked for the run."""
+    check_run(spec, out, backend, workers)
+    with lock_folder(out):
+        return run_locked(spec, out, backend=backend, workers=workers, address=address, log=log)
+
+
+def check_run(spec: Spec, out: str | Path, backend: str, workers: int) -> None:
+    """Everything that can be refused before any file is made."""
     if backend not in BACKENDS:
         raise InputError(f"--backend: {backend!r} is unknown, use one of {BACKENDS}")
     if workers < 1:
         raise InputError(f"--workers: {workers} is invalid, must be >= 1")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise InputError(f"--out: {out} is not a folder")
+    check_spec(spec)
+
+
+def lock_folder(out: str | Path) -> OutputLock:
+    """The study folder (created if needed) with its lock held: one writer per folder."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return OutputLock(out, folder=True)
+
+
+def run_locked(
+    spec: Spec,
+    out: str | Path,
+    *,
+    backend: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    log=None,
+) -> dict:
+    """:func:`run_study` for a caller that already holds the folder's lock."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     sd = StudyDir(spec, out)
     sd.open(backend, workers)
@@ -278,13 +311,32 @@ def _timed(spec: Spec, cell: Cell) -> tuple[bool, object, float]:
     return ok, result, time.perf_counter() - t0
 
 
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+
+
+def die_with_parent(parent: int) -> None:
+    """In a pool worker: ask the kernel to kill this process when its parent dies (Linux), so
+    a killed study leaves no worker running at 100 % CPU. Elsewhere nothing happens; the pool's
+    own shutdown covers every exit but SIGKILL there."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the call: follow it now
+        os._exit(1)
+
+
 def _local(spec: Spec, cells: list[Cell], workers: int) -> Iterator[tuple]:
     """Cells in this process (one worker) or in a process pool, yielded as they complete."""
     if workers == 1 or len(cells) <= 1:
         for cell in cells:
             yield (cell, *_timed(spec, cell))
         return
-    with ProcessPoolExecutor(max_workers=min(workers, len(cells))) as pool:
+    pool_size = min(workers, len(cells))
+    with ProcessPoolExecutor(
+        max_workers=pool_size, initializer=die_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         futures = {pool.submit(_timed, spec, c): c for c in cells}
         try:
             while futures:
@@ -309,15 +361,18 @@ def _ray(spec: Spec, cells: list[Cell], workers: int, address: str | None) -> It
             ray.init(address=address, logging_level="ERROR")
         else:
             ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR")
+    refs: dict = {}
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(_timed)
         spec_ref = ray.put(spec)
-        refs = {task.remote(spec_ref, c): c for c in cells}
+        refs.update({task.remote(spec_ref, c): c for c in cells})
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)
             for ref in done:
                 yield (refs.pop(ref), *ray.get(ref))
     finally:
+        for ref in refs:  # interrupted: no task of ours keeps running on the cluster
+            ray.cancel(ref, force=True)
         if started:
             ray.shutdown()
 

@@ -46,12 +46,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from dtasm_opt.core.limits import MAX_CELLS, MAX_STEPS, check_at_most
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.options import check_value, option_specs
+from dtasm_opt.core.stream import check_stream_size
 from dtasm_opt.errors import InputError
 from dtasm_opt.solvers import registry
 
@@ -90,6 +93,8 @@ TRAINER_KEYS = {"eval_steps": "int"}  # after training: a greedy rollout of this
 SET_BY_CELL = ("seed",)  # option fields the cell sets itself (from the cell's seed)
 POSITIVE_KEYS = ("steps", "threads", "time_limit_s", "second_stage_time_limit_s")
 DISCOUNT_OPTION = "gamma"  # the "discount" sweep axis sets this option of each method
+# A method label is a CSV cell and part of a file name: no spaces, commas or control characters.
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+:/-]{0,199}")
 QUICK_STEPS, QUICK_SEEDS, QUICK_TIME_LIMIT_S = 8, 2, 0.5
 
 
@@ -203,12 +208,15 @@ def parse(doc: dict, text: str = "") -> Spec:
     steps = 1 if kind == "solve" else _value(study, "steps", "int", "study.")
     if steps < 1:
         raise InputError(f"study.steps: {steps} is invalid, must be >= 1")
+    check_at_most(steps, MAX_STEPS, "study.steps")
     last = _value(study, "last", "int", "study.", default=steps)
     if last < 1:
         raise InputError(f"study.last: {last} is invalid, must be >= 1")
     stream_steps = _value(study, "stream_steps", "int", "study.", default=None)
     if stream_steps is not None and stream_steps < 1:
         raise InputError(f"study.stream_steps: {stream_steps} is invalid, must be >= 1")
+    if stream_steps is not None:
+        check_at_most(stream_steps, MAX_STEPS, "study.stream_steps")
     optimum = _value(study, "per_step_optimum", "bool", "study.", default=False)
     opt_limit = _value(study, "optimum_time_limit_s", "float", "study.", default=None)
     if opt_limit is not None and not opt_limit > 0:
@@ -239,8 +247,14 @@ def parse(doc: dict, text: str = "") -> Spec:
         description=_value(study, "description", "str", "study.", default=""),
         text=text,
     )
+    check_at_most(len(spec.cells()), MAX_CELLS, "study: cells (methods x seeds x sweep values)")
     for value in values or (None,):
-        scenario_of(spec, Cell("", 0, value))  # the generator's own checks, named by field
+        scenario = scenario_of(spec, Cell("", 0, value))  # the generator's checks, by field
+        where = f"sweep.values ({axis}={format_value(value)})" if axis else "scenario"
+        try:
+            check_stream_size(1 if kind == "solve" else stream_steps or steps, scenario.users)
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
     return spec
 
 
@@ -318,6 +332,10 @@ def _methods(study: dict, tables: dict, kind: str) -> tuple[MethodSpec, ...]:
             raise InputError(f"method.{label}: not in study.methods")
     out = []
     for label in labels:
+        if not LABEL.fullmatch(label):
+            raise InputError(
+                f"study.methods: {label!r} is not a plain label (letters, digits, . _ - + : /)"
+            )
         opts_doc = _table(tables, label, where="method.")
         name = _value(opts_doc, "method", "str", f"method.{label}.", default=label)
         try:
@@ -338,6 +356,9 @@ def _methods(study: dict, tables: dict, kind: str) -> tuple[MethodSpec, ...]:
                 if v <= 0 if positive else v < 0:
                     sign = ">" if positive else ">="
                     raise InputError(f"method.{label}.{k}: {v} is invalid, must be {sign} 0")
+        for k in ("steps", "eval_steps", "warm_start_steps"):
+            if k in opts:
+                check_at_most(opts[k], MAX_STEPS, f"method.{label}.{k}")
         if entry.role != registry.POLICY and kind == "solve":
             raise InputError(f"study.methods: {label!r} runs over steps; not in a 'solve' study")
         out.append(MethodSpec(label, name, opts))

@@ -16,12 +16,19 @@ from dtasm_opt.core.files import atomic_write
 from dtasm_opt.errors import InputError
 
 CHECKPOINT_FORMAT = "dtasm-td3/1"
-REQUIRED = ("config", "system", "agent", "obs_dim")
+# What every checkpoint (last.pt, policy.pt) holds, checked before any of it is used.
+REQUIRED = {"config": dict, "system": dict, "agent": dict, "obs_dim": int}
+SYSTEM_KEYS = ("users", "servers", "apps", "xi_s", "servers_sha256", "apps_sha256")
 
 
 def save(path: str | os.PathLike, payload: dict) -> None:
-    """Write atomically (temporary file, then rename), so a crash leaves the old checkpoint."""
-    atomic_write(path, lambda fh: torch.save({"format": CHECKPOINT_FORMAT, **payload}, fh))
+    """Write atomically (temporary file, then rename), so a crash leaves the old checkpoint;
+    a failed write (a full disk: torch raises RuntimeError) leaves no temporary file."""
+    try:
+        atomic_write(path, lambda fh: torch.save({"format": CHECKPOINT_FORMAT, **payload}, fh))
+    except RuntimeError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{path}: cannot write the checkpoint ({reason})") from None
 
 
 def load(path: str | os.PathLike) -> dict:
@@ -35,7 +42,14 @@ def load(path: str | os.PathLike) -> dict:
         raise InputError(f"{p}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{p}: format: expected {CHECKPOINT_FORMAT!r}")
-    for key in REQUIRED:
+    for key, kind in REQUIRED.items():
         if key not in doc:
             raise InputError(f"{p}: {key}: missing")
+        if not isinstance(doc[key], kind) or isinstance(doc[key], bool):
+            raise InputError(f"{p}: {key}: expected {kind.__name__}")
+    for key in SYSTEM_KEYS:
+        if key not in doc["system"]:
+            raise InputError(f"{p}: system.{key}: missing")
+    if not isinstance(doc["agent"].get("actor"), dict):
+        raise InputError(f"{p}: agent.actor: missing")
     return doc

@@ -60,13 +60,16 @@ class TD3Policy:
 def load_policy(path: str, threads: int = 1) -> TD3Policy:
     """The actor of a checkpoint written by ``dtasm_opt.train``."""
     doc = checkpoint.load(path)
-    cfg = TD3Config.from_dict(doc["config"])
     system = doc["system"]
-    torch.set_num_threads(max(1, int(threads)))
-    actor = make_actor(cfg, int(doc["obs_dim"]), system["users"], system["servers"])
+    try:
+        cfg = TD3Config.from_dict(doc["config"])
+        torch.set_num_threads(max(1, int(threads)))
+        actor = make_actor(cfg, int(doc["obs_dim"]), int(system["users"]), int(system["servers"]))
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InputError(f"{path}: config: not a valid agent ({exc})") from None
     try:
         actor.load_state_dict(doc["agent"]["actor"])
-    except (KeyError, RuntimeError) as exc:
+    except (KeyError, RuntimeError, TypeError) as exc:
         raise InputError(f"{path}: agent.actor: does not match its config ({exc})") from None
     actor.eval()
     return TD3Policy(actor=actor, system=system, path=str(path), masked=cfg.mask_infeasible)

@@ -39,6 +39,8 @@ from dtasm_opt.core import records
 from dtasm_opt.core.files import write_json
 from dtasm_opt.core.fingerprint import check_fingerprint, system_fingerprint
 from dtasm_opt.core.instance import Instance
+from dtasm_opt.core.limits import MAX_STEPS, check_at_most
+from dtasm_opt.core.locks import OutputLock
 from dtasm_opt.core.method import Method, MethodSettings
 from dtasm_opt.core.records import StepRecord
 from dtasm_opt.core.stream import Stream
@@ -58,6 +60,7 @@ STAY = "stay"  # the hand-rule teacher
 CSV_NAME, LAST_NAME, POLICY_NAME = "steps.csv", "last.pt", "policy.pt"
 COLUMNS = records.step_columns(training=True)
 SUMMARY_STEPS = 500  # train's summary: means over the last steps
+CHECKPOINT_S = 60.0  # at most this much training is redone after a kill
 
 
 def make_teacher(options: TrainOptions, seed: int) -> Method | None:
@@ -257,28 +260,33 @@ class CsvLog:
 
 
 class Checkpoints:
-    """Save ``last.pt`` every ``every`` steps and after the last one; once training is
-    complete, also ``policy.pt`` (the actor only, for ``td3:PATH``)."""
+    """Save ``last.pt`` every ``every`` steps, at least every CHECKPOINT_S seconds and after
+    the last step (so a kill loses at most min(every steps, CHECKPOINT_S of work)); once
+    training is complete, also ``policy.pt`` (the actor only, for ``td3:PATH``). A checkpoint
+    holds everything the next step depends on, so when it was taken changes no result."""
 
     def __init__(self, folder: Path, every: int, steps: int):
         self.last, self.policy = folder / LAST_NAME, folder / POLICY_NAME
         self.every, self.steps = every, steps
         self.saved_at: int | None = None
+        self.saved_time = time.monotonic()
 
     def on_step(self, trainer: Trainer, step: TrainingStep) -> None:
         done = trainer.next_step
-        if done % self.every == 0 or done == self.steps:
-            self._save(trainer)
+        late = time.monotonic() - self.saved_time >= CHECKPOINT_S
+        if done % self.every == 0 or done == self.steps or late:
+            self.save(trainer)
 
-    def _save(self, trainer: Trainer) -> None:
+    def save(self, trainer: Trainer) -> None:
         checkpoint.save(self.last, trainer.state_dict())
         self.saved_at = trainer.next_step
+        self.saved_time = time.monotonic()
 
     def on_end(self, trainer: Trainer) -> None:
         if trainer.next_step < self.steps:
             return  # interrupted: last.pt stays at the last periodic checkpoint
         if self.saved_at != trainer.next_step:
-            self._save(trainer)  # a resumed run that had nothing left to do
+            self.save(trainer)  # a resumed run that had nothing left to do
         keep = trainer.state_dict()
         keep = {k: keep[k] for k in ("config", "system", "obs_dim", "step", "stream")}
         actor = {"actor": trainer.agent.actor.state_dict()}
@@ -318,30 +326,49 @@ def train(
     ``steps.csv``, ``last.pt``, ``policy.pt`` and ``manifest.json``. Returns a summary."""
     if steps < 1:
         raise InputError(f"steps: {steps} is invalid, must be >= 1")
+    check_at_most(steps, MAX_STEPS, "steps")
     if checkpoint_every < 1:
         raise InputError(f"checkpoint-every: {checkpoint_every} is invalid, must be >= 1")
     options = options or TrainOptions()
     out = Path(out_dir)
-    csv_path = out / CSV_NAME
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out: {out} exists and is not a folder")
     if resume:
-        last = out / LAST_NAME
-        trainer = Trainer.from_checkpoint(
-            stream,
-            checkpoint.load(last),
-            str(last),
-            teacher_time_limit_s=options.teacher_time_limit_s,
-            teacher_second_stage=options.teacher_second_stage,
-        )
-    else:
-        if out.exists() and not out.is_dir():
-            raise InputError(f"--out: {out} exists and is not a folder")
-        if (out / LAST_NAME).exists() or csv_path.exists():
-            raise InputError(f"--out: {out} holds a run; pass --resume to continue it")
-        trainer = Trainer(stream, cfg, options)
-        out.mkdir(parents=True, exist_ok=True)
+        if not (out / LAST_NAME).exists():
+            raise InputError(f"--out: {out} holds no checkpoint {LAST_NAME} to resume")
+        with OutputLock(out, folder=True):
+            last = out / LAST_NAME
+            trainer = Trainer.from_checkpoint(
+                stream,
+                checkpoint.load(last),
+                str(last),
+                teacher_time_limit_s=options.teacher_time_limit_s,
+                teacher_second_stage=options.teacher_second_stage,
+            )
+            return _train_locked(trainer, stream, out, steps, checkpoint_every, progress)
+    trainer = Trainer(stream, cfg, options)  # every option checked before the folder exists
+    _refuse_a_used_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with OutputLock(out, folder=True):
+        _refuse_a_used_folder(out)  # another run may have started meanwhile
+        return _train_locked(trainer, stream, out, steps, checkpoint_every, progress)
+
+
+def _refuse_a_used_folder(out: Path) -> None:
+    if (out / LAST_NAME).exists() or (out / CSV_NAME).exists():
+        raise InputError(f"--out: {out} holds a run; pass --resume to continue it")
+
+
+def _train_locked(
+    trainer: Trainer, stream: Stream, out: Path, steps: int, every: int, progress: bool
+) -> dict:
+    csv_path = out / CSV_NAME
     start = trainer.next_step
     write_json(out / "manifest.json", _manifest(trainer, stream, steps, start))
-    callbacks: list[Callback] = [CsvLog(csv_path, start), Checkpoints(out, checkpoint_every, steps)]
+    checkpoints = Checkpoints(out, every, steps)
+    if start == 0:
+        checkpoints.save(trainer)  # from the start on, a kill never stops a resume
+    callbacks: list[Callback] = [CsvLog(csv_path, start), checkpoints]
     if progress:
         recent = records.floats(records.read_rows(csv_path), "cloud_load_bytes")
         callbacks.append(Progress(steps, start, recent))

@@ -1,0 +1,28 @@
+"""Size bounds on every input, checked before any work starts (docs/design.md §5).
+
+They keep a mistyped flag or a hostile file from ending in a MemoryError after minutes of
+work: a value past its bound is refused at once with one line naming it. Each bound is far
+above the paper's sizes (U = 200, H = 8, F = 10, T = 500) and above every size the project
+measures ((5000, 32) in the solver scaling study); the README states them.
+"""
+
+from __future__ import annotations
+
+from dtasm_opt.errors import InputError
+
+MAX_USERS = 100_000  # U
+MAX_SERVERS = 1_024  # H
+MAX_APPS = 10_000  # F
+MAX_STREAM_VALUES = 20_000_000  # T x U of one stream (five such arrays are held in memory)
+MAX_STEPS = 10_000_000  # steps of one rollout, training run, bound or study cell
+MAX_CELLS = 100_000  # cells of one study
+MAX_COUNT = 100_000  # instances of one benchmark set
+MAX_FILE_BYTES = 512 * 2**20  # a JSON file as read, after gzip decompression
+MAX_THREADS = 1_024
+
+
+def check_at_most(value: int, bound: int, what: str) -> int:
+    """``value`` if it is <= ``bound``; else one clear refusal naming ``what``."""
+    if value > bound:
+        raise InputError(f"{what}: {value} is too large (at most {bound:,})")
+    return value
