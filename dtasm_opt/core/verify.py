@@ -72,8 +72,10 @@ def verify(inst: Instance, doc: object, rtol: float = 1e-9) -> list[str]:
     problems = check_placement(inst, final)
     load = float(load_bits(inst)[final == inst.cloud].sum()) / BITS_PER_BYTE
     claimed = doc.get("cloud_load_bytes")
-    if not _is_number(claimed) or not math.isfinite(claimed):  # type: ignore[arg-type]
-        problems.append(f"cloud_load_bytes: {claimed!r} is missing or not a finite number")
+    if not isinstance(claimed, int | float) or isinstance(claimed, bool):
+        problems.append(f"cloud_load_bytes: {claimed!r} is missing or not a number")
+    elif not math.isfinite(claimed):
+        problems.append(f"cloud_load_bytes: {claimed!r} is not a finite number")
     elif not math.isclose(claimed, load, rel_tol=rtol, abs_tol=1e-6):
         problems.append(f"cloud_load_bytes: reported {claimed!r}, the final servers give {load!r}")
     out = simulator.apply(inst, action)
