@@ -8,6 +8,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from dtasm_opt.errors import InputError
+
+MAX_BUFFER_BYTES = 4 * 2**30  # the replay buffer's arrays, allocated at once
+
 
 class Batch(NamedTuple):
     """A minibatch of transitions (s_i, a_i, r_i, s_{i+1}) as float32 tensors."""
@@ -25,6 +29,12 @@ class ReplayBuffer:
     """A circular buffer of transitions in numpy arrays; sampled with the agent's Generator."""
 
     def __init__(self, capacity: int, obs_dim: int, act_dim: int, masked: bool = False):
+        need = capacity * (4 * (2 * obs_dim + act_dim + 2) + (2 * act_dim if masked else 0))
+        if need > MAX_BUFFER_BYTES:
+            raise InputError(
+                f"buffer_size: {capacity} transitions of this system need {need / 2**30:.1f} GiB "
+                f"(at most {MAX_BUFFER_BYTES / 2**30:.0f} GiB)"
+            )
         self.masked = masked
         shape = (capacity, act_dim) if masked else (0, act_dim)
         self.masks = np.ones(shape, dtype=bool)

@@ -12,11 +12,16 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from dtasm_opt.core.limits import MAX_STEPS, MAX_THREADS, check_at_most
 from dtasm_opt.core.method import SECOND_STAGES
 from dtasm_opt.core.options import option
 from dtasm_opt.errors import InputError
+from dtasm_opt.solvers import registry
 
 ACTORS = ("flat", "shared")
+MAX_WIDTH = 65_536  # units of one hidden layer
+MAX_BUFFER = 10_000_000  # transitions in the replay buffer (and in one minibatch)
+STAY = "stay"  # the hand-rule teacher: stay on your ES; cloud users go to their RAN's ES
 
 
 @dataclass(frozen=True)
@@ -54,24 +59,25 @@ class TD3Config:
 
     def __post_init__(self) -> None:
         checks = {
-            "hidden": len(self.hidden) >= 1 and all(int(h) >= 1 for h in self.hidden),
+            "hidden": 1 <= len(self.hidden) <= 16 and all(1 <= h <= MAX_WIDTH for h in self.hidden),
             "actor": self.actor in ACTORS,
-            "shared_hidden": all(int(h) >= 1 for h in self.shared_hidden),
-            "buffer_size": self.buffer_size >= 1,
-            "batch_size": self.batch_size >= 1,
-            "policy_delay": self.policy_delay >= 1,
+            "shared_hidden": len(self.shared_hidden) <= 16
+            and all(1 <= h <= MAX_WIDTH for h in self.shared_hidden),
+            "buffer_size": 1 <= self.buffer_size <= MAX_BUFFER,
+            "batch_size": 1 <= self.batch_size <= MAX_BUFFER,
+            "policy_delay": 1 <= self.policy_delay <= MAX_STEPS,
             "tau": 0.0 < self.tau <= 1.0,
             "lr": self.lr > 0 and math.isfinite(self.lr),
             "gamma": 0.0 <= self.gamma < 1.0,
-            "learning_starts": self.learning_starts >= 0,
+            "learning_starts": 0 <= self.learning_starts <= MAX_STEPS,
             "explore_noise": self.explore_noise >= 0,
             "policy_noise": self.policy_noise >= 0,
             "noise_clip": self.noise_clip >= 0,
             "reward_scale": self.reward_scale > 0,
             "bc_lr": self.bc_lr > 0 and math.isfinite(self.bc_lr),
-            "bc_updates": self.bc_updates >= 0,
+            "bc_updates": 0 <= self.bc_updates <= 1_000,
             "seed": self.seed >= 0,
-            "threads": self.threads >= 1,
+            "threads": 1 <= self.threads <= MAX_THREADS,
             "stay_bias": math.isfinite(self.stay_bias),
         }
         for name, ok in checks.items():
@@ -108,8 +114,16 @@ class TrainOptions:
     )
 
     def __post_init__(self) -> None:
+        check_at_most(self.warm_start_steps, MAX_STEPS, "warm-start-steps")
         if self.warm_start_steps < 0:
             raise InputError(f"warm-start-steps: {self.warm_start_steps} is invalid, must be >= 0")
+        if self.teacher != STAY:
+            try:
+                entry = registry.info(self.teacher)  # an unknown teacher is refused here
+            except InputError as exc:
+                raise InputError(f"teacher: {exc}") from None
+            if entry.role != registry.POLICY:
+                raise InputError(f"teacher: {self.teacher!r} is a {entry.role}, not a policy")
         if self.teacher_time_limit_s is not None and not self.teacher_time_limit_s > 0:
             raise InputError(
                 f"teacher-time-limit: {self.teacher_time_limit_s} is invalid, must be > 0"

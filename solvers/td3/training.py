@@ -52,11 +52,10 @@ from dtasm_opt.rl.observation import N_FEATURES
 from dtasm_opt.solvers import registry
 from dtasm_opt.solvers.td3 import checkpoint
 from dtasm_opt.solvers.td3.agent import Agent
-from dtasm_opt.solvers.td3.config import TD3Config, TrainOptions
+from dtasm_opt.solvers.td3.config import STAY, TD3Config, TrainOptions
 from dtasm_opt.solvers.td3.policy import TD3Policy
 
 METHOD = "td3"  # the method column of training records
-STAY = "stay"  # the hand-rule teacher
 CSV_NAME, LAST_NAME, POLICY_NAME = "steps.csv", "last.pt", "policy.pt"
 COLUMNS = records.step_columns(training=True)
 SUMMARY_STEPS = 500  # train's summary: means over the last steps
