@@ -32,7 +32,9 @@ def build_parser() -> cli.Parser:
     p.add_argument(
         "--steps", type=cli.count(1, MAX_STEPS), default=None, help="default: the stream's"
     )
-    p.add_argument("--window", type=cli.count(1), default=DEFAULT_WINDOW, help="steps/window")
+    p.add_argument(
+        "--window", type=cli.count(1, MAX_STEPS), default=DEFAULT_WINDOW, help="steps/window"
+    )
     p.add_argument("--mip", action="store_true", help="integer occupancy (else the LP)")
     p.add_argument(
         "--time-limit", type=cli.real(0.0, strict=True), default=None, help="s per window"
