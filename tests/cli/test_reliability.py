@@ -466,3 +466,15 @@ def test_a_wrong_system_policy_leaves_no_csv(stream_path, tmp_path, capsys):
     assert "trained on another system" in one_error_line(capsys)
     assert not out.exists() and not Path(f"{out}.state.json").exists()
     assert rollout.main([str(stream_path), "--methods", "nearest", "--out", str(out)]) == 0
+
+
+def test_a_stream_without_users_is_refused_by_train(tmp_path, stream_path, capsys):
+    doc = files.read_json(stream_path)
+    doc["users"] = {k: [] for k in doc["users"]}
+    doc["steps"] = {k: [[]] for k in doc["steps"]}
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps(doc))
+    out = tmp_path / "run"
+    assert train_main([str(empty), "--out", str(out), "--steps", "3", "--no-progress"]) == 2
+    assert "at least one user" in one_error_line(capsys)
+    assert not out.exists()
