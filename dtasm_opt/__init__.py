@@ -36,7 +36,7 @@ _EXPORTS = {
     "StepOutcome": "dtasm_opt.core.simulator",
     "Decision": "dtasm_opt.core.solution",
     "Solution": "dtasm_opt.core.solution",
-    "evaluate": "dtasm_opt.core.solution",
+    "judge": "dtasm_opt.core.solution",
     "Method": "dtasm_opt.core.method",
     "MethodSettings": "dtasm_opt.core.method",
     "StepRecord": "dtasm_opt.core.records",
@@ -46,9 +46,12 @@ _EXPORTS = {
     "make_method": "dtasm_opt.solvers.registry",
     "available_methods": "dtasm_opt.solvers.registry",
     "Rollout": "dtasm_opt.experiments.rollout",
+    "evaluate": "dtasm_opt.experiments.evaluation",
+    "Evaluation": "dtasm_opt.experiments.evaluation",
 }
 __all__ = [
     "Decision",
+    "Evaluation",
     "InputError",
     "Instance",
     "Method",
@@ -63,6 +66,7 @@ __all__ = [
     "evaluate",
     "generate_instance",
     "generate_stream",
+    "judge",
     "make_method",
     "read_instance",
     "read_stream",
@@ -78,11 +82,18 @@ if TYPE_CHECKING:
     from dtasm_opt.core.method import Method, MethodSettings
     from dtasm_opt.core.records import StepRecord
     from dtasm_opt.core.simulator import StepOutcome
-    from dtasm_opt.core.solution import Decision, Solution, evaluate
+    from dtasm_opt.core.solution import Decision, Solution, judge
     from dtasm_opt.core.stream import Stream
     from dtasm_opt.errors import InputError
+    from dtasm_opt.experiments.evaluation import Evaluation, evaluate
     from dtasm_opt.experiments.rollout import Rollout
     from dtasm_opt.solvers.registry import available_methods, make_method
+
+
+# gymnasium.make("dtasm_opt/DTASM-v0") works once dtasm_opt is imported, without this import
+# loading Gymnasium (docs/design.md §6).
+_registration = importlib.import_module("dtasm_opt.rl.registration")
+_registration.register_when_gymnasium_loads()
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,7 @@ from dtasm_opt.core.files import write_json
 from dtasm_opt.core.generator import Scenario, generate_instance
 from dtasm_opt.core.limits import MAX_SERVERS, MAX_USERS
 from dtasm_opt.core.method import MethodSettings
-from dtasm_opt.core.solution import Solution, evaluate
+from dtasm_opt.core.solution import Solution, judge
 from dtasm_opt.core.units import BYTES_PER_MB
 from dtasm_opt.errors import InputError
 from dtasm_opt.solvers.registry import make_method, policies
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> list[Solution]:
             print(f"skipping {name}: {exc}", file=sys.stderr)
             continue
         print(f"solving with {name} ...", file=sys.stderr)
-        sol = evaluate(method, inst)
+        sol = judge(method, inst)
         write_json(out / f"solution-{name}.json", sol.to_dict())
         solutions.append(sol)
     return solutions

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dtasm_opt import cli
 from dtasm_opt.core import files
 from dtasm_opt.core.instance import Instance
-from dtasm_opt.core.solution import Solution, evaluate
+from dtasm_opt.core.solution import Solution, judge
 from dtasm_opt.core.stream import Stream
 from dtasm_opt.core.units import BYTES_PER_MB
 from dtasm_opt.errors import InputError
@@ -117,7 +117,7 @@ def _main(argv: Sequence[str] | None) -> int:
         from dtasm_opt.models.step_milp import write_model
 
         write_model(inst, args.write_model)
-    sol = evaluate(method, inst, step=0)
+    sol = judge(method, inst, step=0)
     text = render(sol, args.instance)
     if args.out is None:
         sys.stdout.write(text)

@@ -49,7 +49,8 @@ class MethodInfo:
     options: tuple[str, ...] = ()  # "module:Dataclass" of each group of documented options
     # a study spec may set (each built from the spec's keys that its fields name)
     package: str | None = None  # the solver package its reference values depend on
-    prefix: bool = False  # named "NAME:ARGUMENT" (the argument is a path)
+    prefix: bool = False  # named "NAME:ARGUMENT"
+    argument: str = "PATH"  # what the argument of a prefixed name is, for messages
 
     def option_classes(self) -> tuple[type, ...]:
         return tuple(_load(target, self.name) for target in self.options)
@@ -85,6 +86,23 @@ _ENTRIES = (
         settings=("threads",),
         prefix=True,
         package="torch",
+    ),
+    MethodInfo(
+        "py",
+        "dtasm_opt.solvers.external.python_policy:make_py",
+        "Python policy",
+        settings=("seed",),
+        prefix=True,
+        argument="MODULE:FACTORY",
+    ),
+    MethodInfo(
+        "sb3",
+        "dtasm_opt.solvers.external.sb3_policy:make_sb3",
+        "Stable-Baselines3",
+        settings=("threads",),
+        prefix=True,
+        argument="PATH.zip",
+        package="stable-baselines3",
     ),
     MethodInfo(
         "td3",
@@ -137,7 +155,7 @@ def info(name: str) -> MethodInfo:
         entry = _PREFIXED.get(name.split(":", 1)[0])
     if entry is None:
         if name in _PREFIXED:
-            raise InputError(f"method {name!r}: give it as {name}:PATH")
+            raise InputError(f"method {name!r}: give it as {name}:{_PREFIXED[name].argument}")
         raise InputError(f"unknown method {name!r}; available: {', '.join(available_methods())}")
     return entry
 
@@ -151,7 +169,7 @@ def study_entry(name: str) -> MethodInfo:
 def available_methods() -> list[str]:
     """The policy names, in registry order (prefixed ones as NAME:PATH)."""
     plain = [e.name for e in _BY_NAME.values() if e.role == POLICY]
-    return plain + [f"{p}:PATH" for p in _PREFIXED]
+    return plain + [f"{e.name}:{e.argument}" for e in _PREFIXED.values()]
 
 
 def policies(*, exact: bool | None = None) -> list[str]:

@@ -1,7 +1,7 @@
 """One ``Solution`` type returned by every method, exact, heuristic or learned.
 
 A method proposes an action (a :class:`Decision`, with its solver's status, proven bound and
-extra figures); :func:`evaluate` implements the action in the simulator, which alone decides
+extra figures); :func:`judge` implements the action in the simulator, which alone decides
 the final servers, the cloud load and the metrics the solution reports.
 """
 
@@ -87,7 +87,7 @@ def from_decision(
     return sol, out
 
 
-def evaluate(method, inst: Instance, step: int = 0) -> Solution:
+def judge(method, inst: Instance, step: int = 0) -> Solution:
     """Ask ``method`` (a :class:`~dtasm_opt.core.method.Method`) for a decision and judge it."""
     start = time.perf_counter()
     decision = method.decide(inst, step)

@@ -24,7 +24,7 @@ from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.limits import MAX_COUNT, check_at_most
 from dtasm_opt.core.locks import OutputLock
 from dtasm_opt.core.method import Method, MethodSettings
-from dtasm_opt.core.solution import Solution, evaluate
+from dtasm_opt.core.solution import Solution, judge
 from dtasm_opt.core.verify import verify
 from dtasm_opt.errors import InputError
 from dtasm_opt.solvers import registry
@@ -77,7 +77,7 @@ def reference_solver(method: str, settings: MethodSettings) -> tuple[Method, dic
 
 def solve_reference(inst: Instance, solver: Method, described: dict) -> tuple[Solution, dict]:
     """Solve ``inst``, check the solution independently, and return its manifest entry."""
-    sol = evaluate(solver, inst)
+    sol = judge(solver, inst)
     problems = verify(inst, sol.to_dict())
     if problems:  # a solver bug: never ship a wrong reference value
         raise RuntimeError(f"{inst.name}: reference solution invalid: {problems[0]}")

@@ -407,9 +407,7 @@ def test_write_model_keeps_stdout_pure_json(inst_path, tmp_path, capsys):
 
 
 def test_bad_output_paths_are_refused_before_solving(inst_path, tmp_path, capsys, monkeypatch):
-    from dtasm_opt.core import solution
-
-    monkeypatch.setattr(solution, "evaluate", lambda *a, **k: pytest.fail("solved anyway"))
+    monkeypatch.setattr(solve, "judge", lambda *a, **k: pytest.fail("solved anyway"))
     assert solve.main([str(inst_path), "--out", str(tmp_path / "nodir" / "x.json")]) == 2
     assert "does not exist" in one_error_line(capsys)
     (tmp_path / "adir").mkdir()

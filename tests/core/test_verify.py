@@ -10,7 +10,7 @@ from dtasm_opt.core.files import write_json
 from dtasm_opt.core.generator import Scenario, generate_instance
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.physics import target_physics
-from dtasm_opt.core.solution import evaluate
+from dtasm_opt.core.solution import judge
 from dtasm_opt.core.verify import verify as verify_doc
 from dtasm_opt.solvers.registry import make_method
 
@@ -23,7 +23,7 @@ def inst():
 
 
 def _solution(inst, name="nearest"):
-    return evaluate(make_method(name, MethodSettings(seed=5)), inst).to_dict()
+    return judge(make_method(name, MethodSettings(seed=5)), inst).to_dict()
 
 
 @pytest.mark.parametrize("name", BASELINES)

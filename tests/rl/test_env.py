@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -11,8 +14,9 @@ from dtasm_opt.core import simulator
 from dtasm_opt.core.generator import Scenario, generate_stream
 from dtasm_opt.errors import InputError
 from dtasm_opt.rl.actions import feasible_targets
-from dtasm_opt.rl.env import ENV_ID, DTASMEnv
+from dtasm_opt.rl.env import DTASMEnv
 from dtasm_opt.rl.observation import observe
+from dtasm_opt.rl.registration import ENV_ID
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +32,7 @@ def test_check_env_passes(stream):
 
 
 def test_registered_id_makes_the_env(stream):
-    env = gym.make(f"dtasm_opt.rl.env:{ENV_ID}", stream=stream)
+    env = gym.make(ENV_ID, stream=stream)
     obs, _ = env.reset(seed=0)
     assert obs.shape == (12, 7) and obs.dtype == np.float32
 
@@ -126,3 +130,45 @@ def test_masked_random_actions_never_fail(stream):
         scores[~env.action_mask()] = -np.inf
         *_, info = env.step_targets(scores.argmax(axis=1))
         assert info["migration_failed"] == 0
+
+
+@pytest.mark.parametrize("first", ["dtasm_opt", "gymnasium"])
+def test_the_plain_id_works_after_import_dtasm_opt_in_either_order(first):
+    other = "gymnasium" if first == "dtasm_opt" else "dtasm_opt"
+    code = (
+        f"import {first}, {other}, sys\n"
+        "import gymnasium as gym\n"
+        "env = gym.make('dtasm_opt/DTASM-v0', stream_steps=2)\n"
+        "print(env.observation_space.shape)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "(200, 7)"
+
+
+def test_resampled_scenarios_follow_the_seed_and_differ_across_vector_envs():
+    kw = dict(scenario=Scenario(users=6, servers=2, apps=2), stream_steps=3, resample=True)
+    a, b = DTASMEnv(**kw), DTASMEnv(**kw)
+    oa, _ = a.reset(seed=5)
+    ob, _ = b.reset(seed=5)
+    np.testing.assert_array_equal(oa, ob)  # one seed, one scenario sequence
+    oc, _ = b.reset(seed=6)
+    assert not np.array_equal(oa, oc)
+    venv = gym.make_vec(ENV_ID, num_envs=2, **kw)
+    obs, _ = venv.reset(seed=[1, 2])
+    assert not np.array_equal(obs[0], obs[1])
+    again, _ = gym.make_vec(ENV_ID, num_envs=2, **kw).reset(seed=[1, 2])
+    np.testing.assert_array_equal(obs, again)
+    venv.close()
+
+
+def test_the_targets_variant_passes_check_env_and_masks_for_maskable_ppo():
+    env = DTASMEnv(scenario=Scenario(users=6, servers=3, apps=2), stream_steps=4,
+                   action_type="targets")  # fmt: skip
+    check_env(env, skip_render_check=True)
+    env.reset(seed=0)
+    masks = env.action_masks().reshape(6, 4)
+    np.testing.assert_array_equal(masks[:, :3], env.action_mask())
+    assert masks[:, 3].all()  # the cloud is always a target
+    first = env.instance
+    _, reward, *_ = env.step(np.full(6, 3))  # everybody to the cloud
+    assert reward == simulator.apply(first, np.full(6, 3)).reward

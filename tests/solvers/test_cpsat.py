@@ -21,7 +21,7 @@ from dtasm_opt.core.generator import Scenario, generate_instance, generate_strea
 from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.knapsack import max_load_subset
 from dtasm_opt.core.method import MethodSettings
-from dtasm_opt.core.solution import evaluate
+from dtasm_opt.core.solution import judge
 from dtasm_opt.errors import InputError
 from dtasm_opt.models.cpsat_model import (
     CONSERVATIVE,
@@ -195,13 +195,13 @@ MEDIUM = [(1, 30, 3, 1.0), (1, 40, 4, 0.4), (2, 40, 4, 0.4), (0, 30, 3, 0.25), (
 @pytest.mark.parametrize(("seed", "users", "servers", "shrink"), MEDIUM)
 def test_not_worse_than_any_baseline(seed, users, servers, shrink):
     inst = _tiny(seed, users, servers, shrink)
-    sol = evaluate(make_cpsat("cpsat", MethodSettings(seed=0, time_limit_s=10.0)), inst)
+    sol = judge(make_cpsat("cpsat", MethodSettings(seed=0, time_limit_s=10.0)), inst)
     assert sol.status == "optimal"
     assert sol.metrics["rejected"] == 0  # every assigned user fits in the simulator
     assert sol.bound_bytes is not None and sol.bound_bytes <= sol.cloud_load_bytes
     assert sol.gap < 1e-5  # only the load rounding (< 1 bit per served user) separates them
     for name in BASELINES:
-        base = evaluate(make_method(name, MethodSettings(seed=seed)), inst)
+        base = judge(make_method(name, MethodSettings(seed=seed)), inst)
         assert sol.cloud_load_bytes <= base.cloud_load_bytes * (1 + REL) + 1e-6, name
 
 
@@ -218,7 +218,7 @@ def test_registry_settings_and_bad_options():
     method = make_method("cpsat", MethodSettings(seed=4, time_limit_s=3.0, threads=1, gap=0.0))
     assert method.name == "cpsat"
     assert (method.options.seed, method.options.time_limit_s) == (4, 3.0)
-    sol = evaluate(method, generate_instance(Scenario(users=20, servers=3), seed=1))
+    sol = judge(method, generate_instance(Scenario(users=20, servers=3), seed=1))
     assert sol.status == "optimal" and sol.gap == 0.0
     with pytest.raises(InputError, match="time_limit_s"):
         CpsatOptions(time_limit_s=0.0)

@@ -14,7 +14,7 @@ from dtasm_opt.core import simulator
 from dtasm_opt.core.generator import Scenario, generate_instance, generate_stream
 from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.method import MethodSettings
-from dtasm_opt.core.solution import evaluate
+from dtasm_opt.core.solution import judge
 from dtasm_opt.errors import InputError
 from dtasm_opt.models.step_milp import build_step_model, write_model
 from dtasm_opt.models.step_problem import step_problem
@@ -125,18 +125,18 @@ def test_overloaded_cases_bind() -> None:
 @pytest.mark.parametrize("seed", range(6))
 def test_milp_not_worse_than_baselines(seed: int) -> None:
     inst = moderate_instance(seed)
-    milp = evaluate(make_method("milp", MethodSettings(seed=seed)), inst)
+    milp = judge(make_method("milp", MethodSettings(seed=seed)), inst)
     assert milp.status == "optimal"
     for name in BASELINES:
-        base = evaluate(make_method(name, MethodSettings(seed=seed)), inst, step=0)
+        base = judge(make_method(name, MethodSettings(seed=seed)), inst, step=0)
         assert milp.cloud_load_bytes <= base.cloud_load_bytes * (1 + 1e-9), name
 
 
 def test_milp_not_worse_than_baselines_default_scenario() -> None:
     inst = generate_instance(Scenario(users=120, servers=4), seed=11)
-    milp = evaluate(make_method("milp", MethodSettings(time_limit_s=20)), inst)
+    milp = judge(make_method("milp", MethodSettings(time_limit_s=20)), inst)
     for name in BASELINES:
-        base = evaluate(make_method(name, MethodSettings(seed=11)), inst)
+        base = judge(make_method(name, MethodSettings(seed=11)), inst)
         assert milp.cloud_load_bytes <= base.cloud_load_bytes * (1 + 1e-9), name
         assert milp.bound_bytes <= base.cloud_load_bytes
 
