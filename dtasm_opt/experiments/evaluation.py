@@ -101,7 +101,8 @@ def as_method(policy: Any, settings: MethodSettings, name: str | None = None) ->
             policy.name = name or type(policy).__name__
         return policy
     if callable(getattr(policy, "predict", None)) or callable(policy):
-        return _FunctionPolicy(policy, name or getattr(policy, "__name__", type(policy).__name__))
+        label = name or str(getattr(policy, "__name__", type(policy).__name__))
+        return _FunctionPolicy(policy, label)
     raise InputError(f"evaluate: {policy!r} is not a method name, a method, a model or a function")
 
 

@@ -31,7 +31,7 @@ class _AfterGymnasium(importlib.abc.MetaPathFinder):
     """Finds nothing itself: when ``gymnasium`` is about to be imported it wraps the real
     loader so that :func:`register` runs right after the module has executed."""
 
-    def find_spec(self, fullname, path, target=None):  # type: ignore[no-untyped-def]
+    def find_spec(self, fullname, path, target=None):
         if fullname != "gymnasium":
             return None
         sys.meta_path.remove(self)  # one shot; the normal finders locate the package

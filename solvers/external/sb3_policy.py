@@ -52,7 +52,7 @@ def read_data(path: Path) -> dict:
         raise InputError(f"{path}: not a Stable-Baselines3 model ({exc})") from None
 
 
-def algorithm_of(data: dict, path: Path) -> tuple[type, type]:
+def algorithm_of(data: dict, path: Path) -> tuple[Any, type]:
     """(algorithm class, policy class), from the readable fields of the saved policy class."""
     policy = data.get("policy_class")
     if not isinstance(policy, dict):
