@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dtasm_opt import cli
 from dtasm_opt.core import files
 from dtasm_opt.core.limits import MAX_STEPS, MAX_THREADS
-from dtasm_opt.core.units import BYTES_PER_MB
 from dtasm_opt.errors import InputError
 from dtasm_opt.experiments.bound_run import run
 from dtasm_opt.solvers.exact.hindsight_bound import LP_SOLVERS, WindowBound
@@ -49,17 +48,18 @@ def build_parser() -> cli.Parser:
     p.add_argument("--threads", type=cli.count(1, MAX_THREADS), default=1, help="HiGHS threads")
     p.add_argument("--out", metavar="JSON", default=None, help="write (and update) it here")
     p.add_argument("--resume", action="store_true", help="skip the windows --out holds")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    cli.add_output_options(p)
     return p
 
 
-def report(w: WindowBound, done: int, total: int, so_far: float, seconds: float) -> None:
-    print(
-        f"window {done}/{total} steps [{w.start}, {w.start + w.steps}): "
-        f"{w.bound_bytes / BYTES_PER_MB:.3f} MB ({w.status}, {seconds:.1f} s); total so far "
-        f"{so_far / BYTES_PER_MB:.3f} MB",
-        file=sys.stderr,
-    )
+def reporter(bar: cli.ProgressBar):
+    """Each solved window moves the bar; the bound so far stands beside it."""
+
+    def report(w: WindowBound, done: int, total: int, so_far: float, seconds: float) -> None:
+        bar(done, total)
+        bar.note(f"bound so far {cli.mb(so_far)}")
+
+    return report
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -76,18 +76,24 @@ def _main(argv: Sequence[str] | None) -> int:
         "lookback": args.lookback,
         "lp_solver": args.lp_solver,
     }
-    on_window = None if args.quiet else report
-    doc = run(stream, steps, args.window, options, out=out, resume=args.resume,
-              on_window=on_window)  # fmt: skip
+    cli.apply_output_options(args)
+    bar = cli.progress_bar(args, "window")
+    on_window = None if bar is None else reporter(bar)
+    try:
+        doc = run(stream, steps, args.window, options, out=out, resume=args.resume,
+                  on_window=on_window)  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
     if out is None:
-        sys.stdout.write(files.dumps(doc))
+        sys.stdout.write(cli.for_terminal(files.dumps(doc)))
         sys.stdout.flush()
     else:
         files.write_json(out, doc)
-    print(
-        f"bound {doc['bound_bytes'] / BYTES_PER_MB:.3f} MB over {steps} steps "
+    cli.say(
+        args,
+        f"bound {cli.mb(doc['bound_bytes'])} over {steps} steps "
         f"({doc['relaxation']}, {len(doc['windows'])} windows, {doc['solve_time_s']:.1f} s)",
-        file=sys.stderr,
     )
     return cli.EXIT_OK
 

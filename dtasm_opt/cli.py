@@ -166,8 +166,55 @@ def solver_settings(args: argparse.Namespace) -> MethodSettings:
     )
 
 
+def add_output_options(p: argparse.ArgumentParser, *, solver: bool = True) -> None:
+    """The two output flags every command has: ``--quiet`` and (where solvers run)
+    ``--solver-log``."""
+    p.add_argument("--quiet", action="store_true", help="no progress bar or messages on stderr")
+    if solver:
+        p.add_argument(
+            "--solver-log", action="store_true", help="show the solvers' own output on stderr"
+        )
+
+
+def apply_output_options(args: argparse.Namespace) -> None:
+    """Act on :func:`add_output_options`' flags (HiGHS is imported only when asked)."""
+    if getattr(args, "solver_log", False):
+        from dtasm_opt.solvers.exact.highs_runtime import set_solver_log
+
+        set_solver_log(True)
+
+
+def progress_bar(args: argparse.Namespace, unit: str) -> ProgressBar | None:
+    """A progress bar unless ``--quiet`` or stderr is not a terminal (a log file gets none)."""
+    if getattr(args, "quiet", False) or not sys.stderr.isatty():
+        return None
+    return ProgressBar(unit)
+
+
+def say(args: argparse.Namespace, message: str) -> None:
+    """A message on stderr, unless ``--quiet``."""
+    if not getattr(args, "quiet", False):
+        print(message, file=sys.stderr, flush=True)
+
+
+def for_terminal(text: str) -> str:
+    """JSON for stdout: as written when a program reads it, on one line when a person does
+    (a solution's U-long arrays would fill the screen)."""
+    if not sys.stdout.isatty():
+        return text
+    import json
+
+    return json.dumps(json.loads(text), separators=(",", ":")) + "\n"
+
+
+def mb(nbytes: float | None) -> str:
+    """A load for people: MB of 2^20 bytes."""
+    return "-" if nbytes is None else f"{nbytes / 2**20:.3f} MB"
+
+
 class ProgressBar:
-    """A tqdm bar on stderr, fed as ``bar(done, total)`` by a library's progress callback."""
+    """A tqdm bar on stderr (with rate and ETA), fed as ``bar(done, total)`` by a library's
+    progress callback; ``note`` sets a short text after the counts."""
 
     def __init__(self, unit: str):
         self.unit = unit
@@ -177,9 +224,17 @@ class ProgressBar:
         if self._bar is None:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, initial=done, unit=self.unit, file=sys.stderr)
+            self._bar = tqdm(
+                total=total, initial=done, unit=self.unit, file=sys.stderr, dynamic_ncols=True
+            )
             return
+        if total != self._bar.total:
+            self._bar.total = total
         self._bar.update(done - self._bar.n)
+
+    def note(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=False)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -34,6 +34,7 @@ def parser() -> cli.Parser:
         "--time-limit", type=cli.real(0.0, strict=True), default=30.0, help="exact solvers, s"
     )
     p.add_argument("--out", default="out/demo", help="folder for the instance and solutions")
+    cli.add_output_options(p)
     return p
 
 
@@ -49,9 +50,9 @@ def run(args: argparse.Namespace) -> list[Solution]:
         try:
             method = make_method(name, settings)
         except (InputError, ModuleNotFoundError) as exc:
-            print(f"skipping {name}: {exc}", file=sys.stderr)
+            cli.say(args, f"skipping {name}: {exc}")
             continue
-        print(f"solving with {name} ...", file=sys.stderr)
+        cli.say(args, f"solving with {name} ...")
         sol = judge(method, inst)
         write_json(out / f"solution-{name}.json", sol.to_dict())
         solutions.append(sol)
@@ -78,6 +79,7 @@ def table(solutions: list[Solution]) -> str:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = parser().parse_args(argv)
+    cli.apply_output_options(args)
     solutions = run(args)
     print(
         f"One step of the default scenario (U={args.users}, H={args.servers}, xi={args.xi} s, "

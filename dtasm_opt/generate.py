@@ -78,6 +78,7 @@ def build_parser() -> cli.Parser:
         "--time-limit", type=cli.real(0.0, strict=True), default=60.0, help="s per instance"
     )
     s.add_argument("--threads", type=cli.count(1, MAX_THREADS), default=1, help="solver threads")
+    cli.add_output_options(p)
     return p
 
 
@@ -107,41 +108,50 @@ def write_one(args: argparse.Namespace) -> str:
     return what + f"{stream.n_steps} steps)"
 
 
-def report_instance(done: int, count: int, entry: dict, seconds: float) -> None:
-    print(
-        f"[{done}/{count}] {entry['name']}: {entry['status']}, cloud load "
-        f"{entry['objective_bytes']:.6g} B, gap {entry['gap']}, {seconds:.1f} s",
-        file=sys.stderr,
-    )
+def reporter(bar: cli.ProgressBar):
+    """Each new instance moves the bar; the last one's result stands beside it."""
+
+    def report(done: int, count: int, entry: dict, seconds: float) -> None:
+        bar(done, count)
+        gap = "-" if entry["gap"] is None else f"{entry['gap']:.1e}"
+        bar.note(
+            f"{entry['name']}: {entry['status']}, {cli.mb(entry['objective_bytes'])}, gap {gap}"
+        )
+
+    return report
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    cli.apply_output_options(args)
     if args.set is not None:
         if args.steps is not None:
             raise InputError("--steps: a benchmark set holds instances, not streams")
         settings = MethodSettings(
             seed=args.seed, time_limit_s=args.time_limit, threads=args.threads
         )
-        manifest = write_set(
-            args.set,
-            scenario_from_args(args),
-            args.seed,
-            args.count,
-            name=args.name,
-            method=args.method,
-            settings=settings,
-            on_instance=report_instance,
-        )
+        bar = cli.progress_bar(args, "instance")
+        try:
+            manifest = write_set(
+                args.set,
+                scenario_from_args(args),
+                args.seed,
+                args.count,
+                name=args.name,
+                method=args.method,
+                settings=settings,
+                on_instance=None if bar is None else reporter(bar),
+            )
+        finally:
+            if bar is not None:
+                bar.close()
         proven = sum(e["status"] == "optimal" for e in manifest["instances"])
-        print(
-            f"wrote {len(manifest['instances'])} instances to {args.set} ({proven} proven optimal)",
-            file=sys.stderr,
-        )
+        n = len(manifest["instances"])
+        cli.say(args, f"wrote {n} instances to {args.set} ({proven} proven optimal)")
         return cli.EXIT_OK
     files.check_output(args.out)
     what = write_one(args)
-    print(f"wrote {what} to {args.out}", file=sys.stderr)
+    cli.say(args, f"wrote {what} to {args.out}")
     return cli.EXIT_OK
 
 

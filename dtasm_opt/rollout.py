@@ -36,7 +36,7 @@ def build_parser() -> cli.Parser:
     )
     cli.add_solver_options(p, time_limit_default=None)
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli.add_output_options(p)
     return p
 
 
@@ -45,7 +45,8 @@ def _main(argv: Sequence[str] | None) -> int:
     names = parse_methods(args.methods)  # unknown names are refused before any file is made
     stream = files.read_stream(args.stream)
     settings = cli.solver_settings(args)
-    progress = cli.ProgressBar("step") if not args.quiet and sys.stderr.isatty() else None
+    cli.apply_output_options(args)
+    progress = cli.progress_bar(args, "step")
     try:
         run(
             stream,
@@ -62,7 +63,7 @@ def _main(argv: Sequence[str] | None) -> int:
     finally:
         if progress is not None:
             progress.close()
-    print(format_summary(summarize(records.read_rows(args.out))), file=sys.stderr)
+    cli.say(args, format_summary(summarize(records.read_rows(args.out))))
     return cli.EXIT_OK
 
 

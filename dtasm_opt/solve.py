@@ -48,6 +48,7 @@ def build_parser() -> cli.Parser:
         default=None,
         help="also write the step's MILP (C1-C4, stage 1) as .lp or .mps",
     )
+    cli.add_output_options(p)
     return p
 
 
@@ -104,6 +105,7 @@ def summary(sol: Solution, inst: Instance) -> str:
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     settings = cli.solver_settings(args)
+    cli.apply_output_options(args)
     method = make_method(args.method, settings)  # an unknown name is refused before reading
     for path in (args.out, args.write_model):
         if path is not None:
@@ -120,11 +122,11 @@ def _main(argv: Sequence[str] | None) -> int:
     sol = judge(method, inst, step=0)
     text = render(sol, args.instance)
     if args.out is None:
-        sys.stdout.write(text)
+        sys.stdout.write(cli.for_terminal(text))
         sys.stdout.flush()
     else:
         files.write_text_atomic(args.out, text)
-    print(summary(sol, inst), file=sys.stderr)
+    cli.say(args, summary(sol, inst))
     return cli.EXIT_OK
 
 

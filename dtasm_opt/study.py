@@ -1,10 +1,13 @@
 """Run a study: every cell (method x seed x sweep value) of a TOML spec, resumably.
 
-    python -m dtasm_opt.study studies/fig6_users.toml [--out DIR] [--workers 2]
-    python -m dtasm_opt.study studies/fig6_users.toml --backend ray [--address HOST:PORT]
-    python -m dtasm_opt.study studies/fig4_training.toml --quick     # a smoke test
+    python -m dtasm_opt.study fig6_users [--out DIR] [--workers 2]     # a shipped spec, by name
+    python -m dtasm_opt.study my_spec.toml --backend ray [--address HOST:PORT]
+    python -m dtasm_opt.study fig4_training --quick                   # a smoke test
+    python -m dtasm_opt.study --list                                  # the shipped specs
 
-DIR (default ``studies/<name>/``; with ``--quick`` ``out/studies/<name>-quick/``) receives
+SPEC is a TOML file or the name of a shipped spec (package data, so it works from any
+folder). DIR (default ``runs/<name>/``, or ``runs/<name>-quick/`` with ``--quick``; the
+shipped results under ``studies/`` are rewritten only when ``--out`` names them) receives
 ``results.csv`` (tidy: one row per cell and step), ``manifest.json``, ``summary.md`` and PNG
 plots. Rerunning the same command after an interruption resumes it: completed cells are
 kept, never recomputed (see :mod:`dtasm_opt.studies.runner`). ``--report-only`` redraws the
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from dtasm_opt import cli
@@ -29,17 +34,42 @@ EXIT_CELLS_FAILED = 1
 
 
 def default_out(name: str, quick: bool) -> Path:
-    return Path("out", "studies", f"{name}-quick") if quick else Path("studies", name)
+    return Path("runs", f"{name}-quick" if quick else name)
+
+
+def shipped_specs() -> dict[str, Traversable]:
+    """The specs shipped with the package (studies/*.toml), by name."""
+    return {
+        f.name.removesuffix(".toml"): f
+        for f in resources.files("dtasm_opt.study_specs").iterdir()
+        if f.name.endswith(".toml")
+    }
+
+
+def resolve_spec(text: str) -> Traversable | Path:
+    """A spec file, or a shipped spec's name (a file of that name wins)."""
+    path = Path(text)
+    if path.exists() or path.suffix == ".toml" or "/" in text:
+        return path
+    specs = shipped_specs()
+    if text not in specs:
+        raise InputError(
+            f"{text}: no such spec file or shipped spec; shipped: {', '.join(sorted(specs))}"
+        )
+    return specs[text]
 
 
 def build_parser() -> cli.Parser:
     p = cli.make_parser(PROG, "Run a study spec: every method x seed x sweep value, resumably.")
-    p.add_argument("spec", metavar="SPEC", help="a study spec (TOML), e.g. studies/gap.toml")
+    p.add_argument(
+        "spec", metavar="SPEC", nargs="?", help="a spec file (TOML) or a shipped spec's name"
+    )
+    p.add_argument("--list", action="store_true", help="list the shipped specs and exit")
     p.add_argument(
         "--out",
         metavar="DIR",
         default=None,
-        help="output folder [studies/<name>/, or out/studies/<name>-quick/ with --quick]",
+        help="output folder [runs/<name>/, or runs/<name>-quick/ with --quick]",
     )
     p.add_argument(
         "--backend", choices=BACKENDS, default="local", help="local process pool, or Ray tasks"
@@ -60,14 +90,22 @@ def build_parser() -> cli.Parser:
         action="store_true",
         help="only redraw summary.md and the plots from results.csv",
     )
+    cli.add_output_options(p)
     return p
 
 
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if args.list:
+        for name, f in sorted(shipped_specs().items()):
+            print(f"{name:<22} {load(f).description}")
+        return cli.EXIT_OK
+    if args.spec is None:
+        raise InputError(f"SPEC: give a spec file or a shipped spec's name (see {PROG} --list)")
     if args.address and args.backend != "ray":
         raise InputError("--address: only with --backend ray")
-    spec = load(args.spec, quick=args.quick)
+    cli.apply_output_options(args)
+    spec = load(resolve_spec(args.spec), quick=args.quick)
     out = Path(args.out) if args.out else default_out(spec.name, spec.quick)
     if not args.report_only:
         check_run(spec, out, args.backend, args.workers)
@@ -81,24 +119,48 @@ def _run_and_report(spec, out: Path, args) -> int:
     run = None
     if not args.report_only:
         cells = len(spec.cells())
-        print(
-            f"{spec.name}: {cells} cells -> {out} ({args.backend}, {args.workers} workers)",
-            file=sys.stderr,
-        )
-        run = run_locked(
-            spec, out, backend=args.backend, workers=args.workers, address=args.address
-        )
+        workers = "a Ray cluster" if args.address else f"{args.workers} workers"
+        cli.say(args, f"{spec.name}: {cells} cells -> {out} ({args.backend}, {workers})")
+        bar = cli.progress_bar(args, "row")
+        try:
+            run = run_locked(
+                spec,
+                out,
+                backend=args.backend,
+                workers=args.workers,
+                address=args.address,
+                log=_cell_log(args, bar),
+                on_progress=None if bar is None else _bar_progress(bar),
+            )
+        finally:
+            if bar is not None:
+                bar.close()
     results = out / "results.csv"
     if not results.exists():
         raise InputError(f"{results}: no results to report; run the study first")
     text = report.write_summary(spec, results, out / "summary.md", run)
     made = plots.write_plots(spec, results, out)
-    print(text, file=sys.stderr)
-    print(f"wrote {out / 'summary.md'} and {', '.join(p.name for p in made)}", file=sys.stderr)
+    cli.say(args, text)
+    cli.say(args, f"wrote {out / 'summary.md'} and {', '.join(p.name for p in made)}")
     if run and run["failed"]:
         print(f"error: {len(run['failed'])} cells failed; rerun to retry them", file=sys.stderr)
         return EXIT_CELLS_FAILED
     return cli.EXIT_OK
+
+
+def _cell_log(args, bar):
+    """One line per finished cell where no progress bar shows (a log file), else none."""
+    if args.quiet or bar is not None:
+        return lambda _msg: None
+    return lambda msg: print(msg, file=sys.stderr, flush=True)
+
+
+def _bar_progress(bar: cli.ProgressBar):
+    def progress(cells_done: int, cells: int, rows_done: int, rows: int) -> None:
+        bar(rows_done, rows)
+        bar.note(f"{cells_done}/{cells} cells")
+
+    return progress
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -52,7 +52,13 @@ def build_parser() -> cli.Parser:
         default=500,
         help="steps between checkpoints",
     )
-    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument(
+        "--quiet",
+        "--no-progress",
+        dest="quiet",
+        action="store_true",
+        help="no progress bar or messages on stderr",
+    )
     add_flags(r, TrainOptions)
     add_flags(p.add_argument_group("the agent (TD3Config; defaults: the paper's)"), TD3Config)
     return p
@@ -80,7 +86,7 @@ def _main(argv: Sequence[str] | None) -> int:
         options=options,
         resume=args.resume,
         checkpoint_every=args.checkpoint_every,
-        progress=not args.no_progress,
+        progress=not args.quiet and sys.stderr.isatty(),
     )
     print(json.dumps(summary))
     return cli.EXIT_OK

@@ -25,6 +25,7 @@ def build_parser() -> cli.Parser:
     p.add_argument("instance", help="dtasm-instance/1 JSON (.json or .json.gz)")
     p.add_argument("solution", help="dtasm-solution/1 JSON")
     p.add_argument("--rtol", type=cli.real(0.0), default=1e-9, help="relative tolerance on loads")
+    cli.add_output_options(p, solver=False)
     return p
 
 
@@ -38,9 +39,9 @@ def _main(argv: Sequence[str] | None) -> int:
     for line in problems:
         print(line)
     if problems:
-        print(f"INVALID: {len(problems)} problem(s)", file=sys.stderr)
+        cli.say(args, f"INVALID: {len(problems)} problem(s)")
         return EXIT_INVALID
-    print("valid", file=sys.stderr)
+    cli.say(args, "valid")
     return cli.EXIT_OK
 
 

@@ -3,7 +3,7 @@
     python studies/gap_table.py [SPEC ...] [--quick]   # default: studies/gap.toml gap_u280.toml
 
 Each SPEC's results are read from its default folder (studies/<name>/, or with --quick the
-smoke-test folder out/studies/<name>-quick/ of `python -m dtasm_opt.study SPEC --quick`).
+smoke-test folder runs/<name>-quick/ of `python -m dtasm_opt.study NAME --quick`).
 
 For each study and method: the mean cloud load per step over the study's steps (the same
 steps and states for every method of a seed), its paired difference from MILP-greedy and
@@ -36,7 +36,7 @@ def display(method: str) -> str:
 
 def rows(spec_path: Path, quick: bool) -> list[list[str]]:
     spec = load(spec_path, quick=quick)
-    folder = Path("out/studies", f"{spec.name}-quick") if quick else ROOT / spec.name
+    folder = Path("runs", f"{spec.name}-quick") if quick else ROOT / spec.name
     table, _ = summarize(spec, folder / "results.csv")
     by_method = {r["method"]: r for r in table}
     bounds = {r["method"]: r for r in bound_table(spec, load_cells(folder / "results.csv", None))}

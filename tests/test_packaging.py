@@ -42,11 +42,13 @@ def test_pyproject_lists_every_package_folder():
     assert setup["package-dir"]["dtasm_opt.solvers"] == "solvers"
     folders = {"dtasm_opt": ROOT / "dtasm_opt", "dtasm_opt.models": ROOT / "models"}
     folders["dtasm_opt.solvers"] = ROOT / "solvers"
+    assert setup["package-dir"]["dtasm_opt.study_specs"] == "studies"  # specs: package data
     found = set()
     for name, folder in folders.items():
         for init in folder.rglob("__init__.py"):
             rel = init.parent.relative_to(folder).parts
             found.add(".".join((name, *rel)))
+    found.add("dtasm_opt.study_specs")  # studies/ itself; its result folders are not packages
     assert found == set(setup["packages"])  # a package missing here is not installed
     requires = " ".join(conf["build-system"]["requires"])
     assert "setuptools>=70" in requires.replace(" ", "")

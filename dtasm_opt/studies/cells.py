@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import fields
 
 from dtasm_opt.core import records, simulator
@@ -115,11 +116,14 @@ def _check_method(spec: Spec, m: MethodSpec) -> None:
                 check(stream.instance(0))
 
 
-def run_cell_safe(spec: Spec, cell: Cell) -> tuple[bool, object]:
+Progress = Callable[[int], None]  # called with the rows a cell has made so far
+
+
+def run_cell_safe(spec: Spec, cell: Cell, progress: Progress | None = None) -> tuple[bool, object]:
     """(True, rows) or (False, message): a failed cell must not stop the others, and an
     exception with a traceback object may not pickle across processes."""
     try:
-        return True, run_cell(spec, cell)
+        return True, run_cell(spec, cell, progress)
     except InputError as exc:
         return False, str(exc)
     except Exception as exc:  # a bug or a solver failure in one cell: report, go on
@@ -127,7 +131,7 @@ def run_cell_safe(spec: Spec, cell: Cell) -> tuple[bool, object]:
         return False, f"{type(exc).__name__}: {exc} ({' / '.join(tail[-4:])})"
 
 
-def run_cell(spec: Spec, cell: Cell) -> list[dict]:
+def run_cell(spec: Spec, cell: Cell, progress: Progress | None = None) -> list[dict]:
     """The rows of ``cell``, each with the study, seed and sweep columns."""
     m = spec.method(cell.method)
     stream_steps = 1 if spec.kind == "solve" else spec.stream_steps or spec.steps
@@ -136,12 +140,12 @@ def run_cell(spec: Spec, cell: Cell) -> list[dict]:
     if spec.kind == "solve":
         rows = [_solve(m, cell, stream.instance(0))]
     elif kind == registry.TRAINER:
-        rows = _train(spec, m, cell, stream)
+        rows = _train(spec, m, cell, stream, progress)
     elif kind == registry.BOUND:
         rows = _bound(spec, m, cell, stream)
     else:
         method = registry.make_method(m.name, settings_of(m, cell.seed))
-        rows = _roll(spec, cell, stream, method, m.steps(spec.steps), m.label)
+        rows = _roll(spec, cell, stream, method, m.steps(spec.steps), m.label, progress)
     head: dict[str, object] = {"study": spec.name, "seed": cell.seed}
     if spec.axis:
         head[spec.axis] = format_value(cell.value)
@@ -182,7 +186,14 @@ class _WithOptimum(Rollout):
 
 
 def _roll(
-    spec: Spec, cell: Cell, stream: Stream, method: Method, steps: int, label: str
+    spec: Spec,
+    cell: Cell,
+    stream: Stream,
+    method: Method,
+    steps: int,
+    label: str,
+    progress: Progress | None = None,
+    done: int = 0,
 ) -> list[dict]:
     settings = MethodSettings(seed=cell.seed)
     if spec.per_step_optimum:
@@ -198,10 +209,14 @@ def _roll(
     rows: list[dict] = []
     while roll.next_step < steps:
         rows.extend(roll.step())
+        if progress is not None:
+            progress(done + len(rows))
     return rows
 
 
-def _train(spec: Spec, m: MethodSpec, cell: Cell, stream: Stream) -> list[dict]:
+def _train(
+    spec: Spec, m: MethodSpec, cell: Cell, stream: Stream, progress: Progress | None = None
+) -> list[dict]:
     entry = registry.study_entry(m.name)
     context: dict[str, object] = {"seed": cell.seed, "threads": int(m.options.get("threads", 1))}
     if spec.axis == "discount":
@@ -209,11 +224,15 @@ def _train(spec: Spec, m: MethodSpec, cell: Cell, stream: Stream) -> list[dict]:
     options = [options_of(m, cls, **context) for cls in entry.option_classes()]
     trainer = registry.factory(entry)(stream, *options)
     steps = m.steps(spec.steps)
-    rows = [step.row(method=m.label) for step in trainer.run(steps)]
+    rows = []
+    for step in trainer.run(steps):
+        rows.append(step.row(method=m.label))
+        if progress is not None:
+            progress(len(rows))
     evals = int(m.options.get("eval_steps", 0))
     if evals:
         label = m.label + GREEDY_SUFFIX
-        rows += _roll(spec, cell, stream, trainer.policy(label), evals, label)
+        rows += _roll(spec, cell, stream, trainer.policy(label), evals, label, progress, len(rows))
     return rows
 
 

@@ -34,6 +34,7 @@ import ctypes.util
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import platform
 import re
@@ -41,11 +42,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from dtasm_opt.core import files, records
 from dtasm_opt.core.locks import OutputLock
@@ -269,8 +271,11 @@ def run_locked(
     workers: int = 1,
     address: str | None = None,
     log=None,
+    on_progress: Callable[[int, int, int, int], None] | None = None,
 ) -> dict:
-    """:func:`run_study` for a caller that already holds the folder's lock."""
+    """:func:`run_study` for a caller that already holds the folder's lock.
+    ``on_progress(cells done, cells, rows done, rows)`` follows the run (rows of running
+    cells included); ``log`` gets one line per finished cell."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     sd = StudyDir(spec, out)
     sd.open(backend, workers)
@@ -280,19 +285,32 @@ def run_locked(
         log(f"{spec.name}: {skipped} of {total} cells already complete; resuming")
     failed: dict[str, str] = {}
     start = time.monotonic()
+    expected = {c.key(spec.axis): expected_rows(spec, c) for c in pending}
+    running: dict[str, int] = {}
+    rows_total, rows_done = sum(expected.values()), 0
+
+    def on_rows(key: str, rows: int) -> None:
+        running[key] = rows
+        if on_progress is not None:
+            on_progress(len(sd.done), total, rows_done + sum(running.values()), rows_total)
+
     runner = (
         _ray(spec, pending, workers, address)
         if backend == "ray"
-        else _local(spec, pending, workers)
+        else _local(spec, pending, workers, on_rows)
     )
     for cell, ok, result, wall_s in runner:
         key = cell.key(spec.axis)
+        running.pop(key, None)
+        rows_done += expected[key]
         if ok:
             sd.commit(cell, result, wall_s)
             log(f"[{len(sd.done)}/{total}] {key}: {len(result)} rows in {wall_s:.1f} s")
         else:
             failed[key] = str(result)
             log(f"[failed] {key}: {result}")
+        on_rows(key, 0)
+        running.pop(key, None)
     if not sd.pending():
         sd.consolidate()
     return {
@@ -305,10 +323,37 @@ def run_locked(
     }
 
 
-def _timed(spec: Spec, cell: Cell) -> tuple[bool, object, float]:
+# In a pool worker: where the running cell reports its rows (set by _init_worker).
+_QUEUE: list = []
+REPORT_EVERY_S = 0.5  # a worker reports a cell's progress at most this often
+
+
+def _timed(
+    spec: Spec, cell: Cell, progress: Callable[[int], None] | None = None
+) -> tuple[bool, object, float]:
+    """Run one cell, timed; its progress goes to ``progress`` or to the pool's queue."""
+    if progress is None and _QUEUE:
+        progress = _queue_reporter(_QUEUE[0], cell.key(spec.axis))
     t0 = time.perf_counter()
-    ok, result = run_cell_safe(spec, cell)
+    ok, result = run_cell_safe(spec, cell, progress)
     return ok, result, time.perf_counter() - t0
+
+
+def _queue_reporter(queue: Any, key: str) -> Callable[[int], None]:
+    last = [0.0]
+
+    def report(rows: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= REPORT_EVERY_S:
+            last[0] = now
+            queue.put((key, rows))
+
+    return report
+
+
+def _init_worker(parent: int, queue: Any) -> None:
+    die_with_parent(parent)
+    _QUEUE[:] = [queue]
 
 
 PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
@@ -327,20 +372,27 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _local(spec: Spec, cells: list[Cell], workers: int) -> Iterator[tuple]:
-    """Cells in this process (one worker) or in a process pool, yielded as they complete."""
+def _local(
+    spec: Spec, cells: list[Cell], workers: int, on_rows: Callable[[str, int], None]
+) -> Iterator[tuple]:
+    """Cells in this process (one worker) or in a process pool, yielded as they complete;
+    ``on_rows(cell key, rows so far)`` follows the cells that are running."""
     if workers == 1 or len(cells) <= 1:
         for cell in cells:
-            yield (cell, *_timed(spec, cell))
+            key = cell.key(spec.axis)
+            yield (cell, *_timed(spec, cell, lambda rows, key=key: on_rows(key, rows)))
         return
     pool_size = min(workers, len(cells))
+    queue = multiprocessing.get_context().Queue()
     with ProcessPoolExecutor(
-        max_workers=pool_size, initializer=die_with_parent, initargs=(os.getpid(),)
+        max_workers=pool_size, initializer=_init_worker, initargs=(os.getpid(), queue)
     ) as pool:
         futures = {pool.submit(_timed, spec, c): c for c in cells}
         try:
             while futures:
-                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                done, _ = wait(futures, timeout=REPORT_EVERY_S, return_when=FIRST_COMPLETED)
+                while not queue.empty():
+                    on_rows(*queue.get_nowait())
                 for f in done:
                     yield (futures.pop(f), *f.result())
         finally:

@@ -1,7 +1,7 @@
 """Study specifications: a small TOML file that declares a study (STYLE: "Studies and results").
 
     [study]
-    name = "fig6_users"          # the default output folder is studies/<name>/
+    name = "fig6_users"          # the default output folder is runs/<name>/
     kind = "rollout"             # "rollout" (alias "train") or "solve"
     methods = ["nearest", "danearest", "milp", "td3"]
     seeds = [1, 2, 3]            # seed s: stream seed s, methods' seed s (paired comparisons)

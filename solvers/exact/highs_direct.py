@@ -15,7 +15,12 @@ from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.solution import Decision
 from dtasm_opt.models.step_matrix import step_matrix
 from dtasm_opt.models.step_problem import StepProblem
-from dtasm_opt.solvers.exact.highs_runtime import ensure_threads, stdout_to_stderr, termination_name
+from dtasm_opt.solvers.exact.highs_runtime import (
+    ensure_threads,
+    solver_log_on,
+    solver_output,
+    termination_name,
+)
 from dtasm_opt.solvers.exact.milp_driver import SolveOptions, StageRun, solve_step
 
 _ROWWISE = 2  # HiGHS MatrixFormat kRowwise
@@ -36,9 +41,9 @@ class DirectBackend:
         self.problem = problem
         m = step_matrix(problem)
         k = problem.n_pairs
-        with stdout_to_stderr():
+        with solver_output():
             h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h.setOptionValue("output_flag", solver_log_on())
         h.passModel(
             k,
             m["row_upper"].shape[0],
@@ -79,7 +84,7 @@ class DirectBackend:
         h = self.highs
         h.clearSolver()  # no solution of a previous run (or a previous start) carries over
         h.resetOptions()  # nor any option (a time limit)
-        h.setOptionValue("output_flag", False)
+        h.setOptionValue("output_flag", solver_log_on())
         for key, value in highs_options.items():
             h.setOptionValue(key, value)
         if start is not None:
@@ -87,7 +92,8 @@ class DirectBackend:
             h.setSolution(k, np.arange(k, dtype=np.int32), np.asarray(start, dtype=np.float64))
         ensure_threads(highs_options["threads"])
         t0 = time.perf_counter()
-        h.run()
+        with solver_output():  # HiGHS's log, with --solver-log
+            h.run()
         elapsed = time.perf_counter() - t0
         info = h.getInfo()
         has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible

@@ -21,7 +21,7 @@ from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.solution import Decision
 from dtasm_opt.models.step_milp import add_second_stage, build_step_model
 from dtasm_opt.models.step_problem import StepProblem
-from dtasm_opt.solvers.exact.highs_runtime import ensure_threads, stdout_to_stderr
+from dtasm_opt.solvers.exact.highs_runtime import ensure_threads, solver_output
 from dtasm_opt.solvers.exact.milp_driver import SolveOptions, StageRun, solve_step
 
 _TERMINATION = {
@@ -47,7 +47,7 @@ class PyomoBackend:
         self.problem = problem
         self.model = build_step_model(problem)
         self.solver = Highs()
-        with stdout_to_stderr():  # HiGHS prints its banner on stdout
+        with solver_output():  # HiGHS prints its banner
             self.solver.set_instance(self.model)
 
     def add_second_stage(self, kind: str, served: np.ndarray) -> None:

@@ -46,14 +46,32 @@ def ensure_threads(threads: int) -> None:
     _Scheduler.ensure(int(threads))
 
 
+# Where the C output of HiGHS (its banner, and its log when a caller asks) goes: nowhere by
+# default, stderr with the command lines' --solver-log. Never stdout: stdout may carry JSON.
+_LOG = {"on": False}
+
+
+def set_solver_log(on: bool) -> None:
+    """Show HiGHS's own output on stderr (``--solver-log``), or hide it (the default)."""
+    _LOG["on"] = bool(on)
+
+
+def solver_log_on() -> bool:
+    return _LOG["on"]
+
+
 @contextlib.contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-    """Send what C code prints to stdout (HiGHS's banner) to stderr: stdout may carry JSON."""
+def solver_output() -> Iterator[None]:
+    """Around code where HiGHS may print (creating a ``Highs`` prints a banner): its stdout
+    goes to stderr with ``--solver-log``, else to /dev/null."""
     sys.stdout.flush()
     saved = os.dup(1)
+    target = os.dup(2) if _LOG["on"] else os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(2, 1)
+        os.dup2(target, 1)
         yield
     finally:
+        sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+        os.close(target)

@@ -28,7 +28,12 @@ from dtasm_opt.models.hindsight import (
     build_window,
     lagrangian_bound,
 )
-from dtasm_opt.solvers.exact.highs_runtime import ensure_threads, stdout_to_stderr, termination_name
+from dtasm_opt.solvers.exact.highs_runtime import (
+    ensure_threads,
+    solver_log_on,
+    solver_output,
+    termination_name,
+)
 
 LP_SOLVERS = ("simplex", "ipm", "pdlp")
 _ROWWISE = 2  # HiGHS MatrixFormat kRowwise
@@ -68,9 +73,9 @@ class WindowBound:
 
 
 def _highs(model: WindowModel) -> highspy.Highs:
-    with stdout_to_stderr():
+    with solver_output():
         h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h.setOptionValue("output_flag", solver_log_on())
     k = model.n_cols
     h.passModel(
         k,
@@ -97,7 +102,8 @@ def _run(h: highspy.Highs, options: dict, threads: int) -> str:
         h.setOptionValue(key, value)
     h.setOptionValue("threads", threads)
     ensure_threads(threads)
-    h.run()
+    with solver_output():  # HiGHS's log, with --solver-log
+        h.run()
     # kUnknown: IPX without crossover was imprecise; its duals still give a valid L(y).
     name = termination_name(h.getModelStatus())
     return "imprecise" if name == "error" else name

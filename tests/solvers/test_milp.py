@@ -20,7 +20,7 @@ from dtasm_opt.models.step_milp import build_step_model, write_model
 from dtasm_opt.models.step_problem import step_problem
 from dtasm_opt.solvers.exact.highs_direct import solve_direct
 from dtasm_opt.solvers.exact.highs_pyomo import solve_pyomo
-from dtasm_opt.solvers.exact.highs_runtime import stdout_to_stderr
+from dtasm_opt.solvers.exact.highs_runtime import solver_output
 from dtasm_opt.solvers.exact.milp import make_milp
 from dtasm_opt.solvers.exact.milp_driver import (
     SolveOptions,
@@ -149,7 +149,7 @@ def test_write_model_reads_back(tmp_path: Path, suffix: str) -> None:
     inst = moderate_instance(5)
     path = write_model(inst, tmp_path / f"step{suffix}")
     assert path.stat().st_size > 0
-    with stdout_to_stderr():
+    with solver_output():
         h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.readModel(str(path))

@@ -166,10 +166,10 @@ def test_a_failing_cell_does_not_stop_the_others(tmp_path, monkeypatch):
 
     real = study_run.run_cell_safe
 
-    def flaky(spec, cell):
+    def flaky(spec, cell, progress=None):
         if cell.method == "random" and cell.seed == 2:
             return False, "boom"
-        return real(spec, cell)
+        return real(spec, cell, progress)
 
     monkeypatch.setattr(study_run, "run_cell_safe", flaky)
     r = run_study(spec, tmp_path / "out", log=quiet)
@@ -364,3 +364,28 @@ def test_shipped_results_still_belong_to_their_spec(spec_path):
     manifest = files.read_json(spec_path.with_suffix("") / "manifest.json")
     assert spec.fingerprint() == manifest["fingerprint"]
     assert list(columns(spec)) == manifest["columns"]
+
+
+def test_a_shipped_spec_runs_by_name_from_any_folder_into_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert study.main(["--list"]) == 0  # the real package data
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in ("fig6_users", "gap", "solver_scaling"))
+    tiny = write(tmp_path, TINY, "tiny.toml")
+    monkeypatch.setattr(study, "shipped_specs", lambda: {"tiny": tiny})
+    assert study.main(["tiny", "--quiet"]) == 0
+    assert (tmp_path / "runs" / "tiny" / "results.csv").exists()
+    assert study.main(["no_such_study"]) == 2
+    assert "shipped:" in capsys.readouterr().err
+
+
+def test_progress_follows_rows_of_running_cells(tmp_path):
+    from dtasm_opt.studies.runner import lock_folder, run_locked
+
+    spec = load(write(tmp_path, TINY.replace("steps = 5", "steps = 40")))
+    seen: list[tuple] = []
+    with lock_folder(tmp_path / "out"):
+        run_locked(spec, tmp_path / "out", workers=2, log=quiet,
+                   on_progress=lambda *a: seen.append(a))  # fmt: skip
+    assert seen and seen[-1] == (N_CELLS, N_CELLS, N_CELLS * 40, N_CELLS * 40)
+    assert all(a[2] <= a[3] for a in seen)
