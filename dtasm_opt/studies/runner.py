@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import hashlib
 import io
 import json
@@ -380,7 +381,7 @@ def _local(
     if workers == 1 or len(cells) <= 1:
         for cell in cells:
             key = cell.key(spec.axis)
-            yield (cell, *_timed(spec, cell, lambda rows, key=key: on_rows(key, rows)))
+            yield (cell, *_timed(spec, cell, functools.partial(on_rows, key)))
         return
     pool_size = min(workers, len(cells))
     queue = multiprocessing.get_context().Queue()

@@ -49,6 +49,7 @@ import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field, replace
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from dtasm_opt.core.limits import MAX_CELLS, MAX_STEPS, check_at_most
@@ -169,9 +170,10 @@ def format_value(value: object) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def load(path: str | Path, *, quick: bool = False) -> Spec:
-    """Read and validate the spec file ``path`` (``quick``: see :func:`shrink`)."""
-    p = Path(path)
+def load(path: str | Path | Traversable, *, quick: bool = False) -> Spec:
+    """Read and validate the spec file ``path`` (a shipped spec: a package resource;
+    ``quick``: see :func:`shrink`)."""
+    p = Path(path) if isinstance(path, str) else path
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
