@@ -46,7 +46,9 @@ def build_parser() -> cli.Parser:
         "--steps", type=cli.count(1, MAX_STEPS), default=None, help="write a stream of T steps"
     )
     g.add_argument("--xi", type=cli.real(0.0), default=defaults.xi_s, help="xi (s)")
-    g.add_argument("--mobility", choices=MOBILITY, default=defaults.mobility)
+    g.add_argument(
+        "--mobility", choices=MOBILITY, default=defaults.mobility, help="RAN mobility per step"
+    )
     g.add_argument(
         "--stay-prob",
         type=cli.real(0.0),
