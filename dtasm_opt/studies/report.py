@@ -3,7 +3,8 @@
 Statistics: each cell (method, seed, sweep value) is reduced to its means over its last
 ``last`` steps (mean downtime pooled: total downtime over migrated users, docs/design.md §3);
 the table gives the mean of those per-seed values and a 95 % confidence interval across seeds
-(Student t, n - 1 degrees of freedom; none with one seed). Loads are MB of 2^20 bytes.
+(Student t, n - 1 degrees of freedom, :mod:`.stats`; none with one seed). Loads are MB of
+2^20 bytes.
 
 Plots: :mod:`dtasm_opt.studies.plots`.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,32 +23,16 @@ from dtasm_opt.core.units import BYTES_PER_MB
 from dtasm_opt.solvers import registry
 from dtasm_opt.studies.cells import GREEDY_SUFFIX, role
 from dtasm_opt.studies.spec import Spec
+from dtasm_opt.studies.stats import mean_ci
 
 # The label the "- milp MB" columns compare against: the registry's reference method.
 REFERENCE = registry.REFERENCE
 MOVING_AVERAGE = 20  # the paper's Fig. 4: moving average over 20 episodes
-# Two-sided 95 % Student t quantiles by degrees of freedom (no scipy in the dependencies).
-T95 = {
-    1: 12.706,
-    2: 4.303,
-    3: 3.182,
-    4: 2.776,
-    5: 2.571,
-    6: 2.447,
-    7: 2.365,
-    8: 2.306,
-    9: 2.262,
-    10: 2.228,
-    15: 2.131,
-    20: 2.086,
-    30: 2.042,
-    60: 2.000,
-}
 PANELS = (  # (metric key, axis label): the paper's panels (a)-(d)
     ("cloud_mb", "load forwarded to the cloud (MB)"),
     ("downtime_ms", "mean service downtime (ms)"),
-    ("migrated", "migrated users"),
-    ("migration_failed", "migration-failed users"),
+    ("migrated", "migrated users (per step)"),
+    ("migration_failed", "migration-failed users (per step)"),
 )
 METRICS = (
     "cloud_mb",
@@ -59,20 +43,6 @@ METRICS = (
     "users_on_edge",
     "decision_ms",
 )
-
-
-def t95(n: int) -> float:
-    """The 95 % two-sided t quantile for ``n`` samples (a conservative table lookup)."""
-    df = n - 1
-    return next((v for k, v in sorted(T95.items()) if k >= df), 1.96)
-
-
-def mean_ci(values: Sequence[float]) -> tuple[float, float | None]:
-    """Mean and half-width of the 95 % confidence interval (None for a single value)."""
-    a = np.asarray(values, dtype=float)
-    if len(a) < 2:
-        return float(a.mean()), None
-    return float(a.mean()), t95(len(a)) * float(a.std(ddof=1)) / math.sqrt(len(a))
 
 
 def load_cells(path: str | Path, axis: str | None) -> dict[tuple, dict[str, Any]]:
@@ -142,11 +112,13 @@ def summarize(spec: Spec, path: str | Path) -> tuple[list[dict], dict]:
             "seeds": len(seeds),
             "steps": min(s["steps"] for s in seeds.values()),
         }
+        row["per_seed"] = {}
         for k in METRICS + ("optimum_mb",):
             if all(k in s for s in seeds.values()):
                 defined = [s[k] for s in seeds.values() if not math.isnan(s[k])]
                 if defined:  # across the seeds where the metric is defined (downtime)
                     row[k] = mean_ci(defined)
+                    row["per_seed"][k] = defined
         ref = per.get((value, REFERENCE))
         if ref and method != REFERENCE:
             paired = [seeds[s]["cloud_mb"] - ref[s]["cloud_mb"] for s in seeds if s in ref]
@@ -193,6 +165,7 @@ def bound_table(spec: Spec, cells: dict) -> list[dict]:
                     "seeds": len(pairs),
                     "steps": min(p[2] for p in pairs),
                     "cloud_mb": mean_ci([p[0] for p in pairs]),
+                    "cloud_mb_per_seed": [p[0] for p in pairs],
                     "bound_mb": mean_ci([p[1] for p in pairs]),
                     "vs_bound_mb": mean_ci([p[0] - p[1] for p in pairs]),
                     "vs_bound_ratio": mine / bound if bound > 0 else None,
