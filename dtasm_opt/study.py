@@ -119,7 +119,7 @@ def _run_and_report(spec, out: Path, args) -> int:
     run = None
     if not args.report_only:
         cells = len(spec.cells())
-        workers = "a Ray cluster" if args.address else f"{args.workers} workers"
+        workers = f"a Ray cluster at {args.address}" if args.address else f"{args.workers} workers"
         cli.say(args, f"{spec.name}: {cells} cells -> {out} ({args.backend}, {workers})")
         bar = cli.progress_bar(args, "row")
         try:

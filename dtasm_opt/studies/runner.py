@@ -39,9 +39,11 @@ import multiprocessing
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -403,31 +405,79 @@ def _local(
 
 def _ray(spec: Spec, cells: list[Cell], workers: int, address: str | None) -> Iterator[tuple]:
     """Cells as Ray tasks on an existing cluster (``address``) or a local one of ``workers``
-    CPUs. Workers must be able to import dtasm_opt (an editable install on every node)."""
+    CPUs. On a cluster, the package's code travels with the job (``runtime_env``
+    ``py_modules``: no install of dtasm-opt on the nodes, only its dependencies), and the
+    driver authenticates the way ``ray start`` does (a token in ~/.ray/auth_token or
+    RAY_AUTH_TOKEN[_PATH] turns token authentication on). A task whose worker dies is run
+    again (cells are pure functions of the spec and the cell); an interrupted run cancels its
+    tasks before it lets go of the cluster."""
+    if address and "RAY_AUTH_MODE" not in os.environ and _ray_token_available():
+        # What `ray start --head` did with this token; Ray reads the mode when it is imported.
+        os.environ["RAY_AUTH_MODE"] = "token"
     try:
         import ray
     except ImportError:
         raise InputError("--backend ray needs Ray: pip install -e '.[ray]'") from None
     started = not ray.is_initialized()
-    if started:
-        if address:
-            ray.init(address=address, logging_level="ERROR")
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR")
     refs: dict = {}
-    try:
-        task = ray.remote(num_cpus=1, max_retries=0)(_timed)
-        spec_ref = ray.put(spec)
-        refs.update({task.remote(spec_ref, c): c for c in cells})
-        while refs:
-            done, _ = ray.wait(list(refs), num_returns=1)
-            for ref in done:
-                yield (refs.pop(ref), *ray.get(ref))
-    finally:
-        for ref in refs:  # interrupted: no task of ours keeps running on the cluster
-            ray.cancel(ref, force=True)
+    with tempfile.TemporaryDirectory(prefix="dtasm-ray-") as tmp:
         if started:
-            ray.shutdown()
+            _ray_init(ray, address, workers, Path(tmp))
+        try:
+            task = ray.remote(num_cpus=1, max_retries=RAY_RETRIES)(_timed)
+            spec_ref = ray.put(spec)
+            refs.update({task.remote(spec_ref, c): c for c in cells})
+            while refs:
+                done, _ = ray.wait(list(refs), num_returns=1)
+                for ref in done:
+                    yield (refs.pop(ref), *ray.get(ref))
+        finally:
+            for ref in refs:  # interrupted: no task of ours keeps running on the cluster
+                ray.cancel(ref, force=True)
+            if started:
+                ray.shutdown()
+
+
+RAY_RETRIES = 3  # runs of a task whose worker process died
+
+
+def _ray_init(ray: Any, address: str | None, workers: int, tmp: Path) -> None:
+    if not address:
+        ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR")
+        return
+    try:
+        ray.init(
+            address=address,
+            logging_level="ERROR",
+            runtime_env={"py_modules": [str(stage_package(tmp))]},
+        )
+    except (ConnectionError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"--address {address}: cannot connect to Ray ({first})") from None
+
+
+def _ray_token_available() -> bool:
+    token_path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if os.environ.get("RAY_AUTH_TOKEN") or (token_path and Path(token_path).is_file()):
+        return True
+    return (Path.home() / ".ray" / "auth_token").is_file()
+
+
+def stage_package(tmp: Path) -> Path:
+    """The installed package as one folder (``models`` and ``solvers`` are mapped into it by
+    ``package-dir``, so ``dtasm_opt/`` alone lacks them), for Ray to ship to every node."""
+    import dtasm_opt
+    import dtasm_opt.models
+    import dtasm_opt.solvers
+
+    target = tmp / "dtasm_opt"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(Path(dtasm_opt.__file__).parent, target, ignore=ignore)
+    for sub in (dtasm_opt.models, dtasm_opt.solvers):
+        src = Path(sub.__file__).parent
+        if not (target / src.name).exists():
+            shutil.copytree(src, target / src.name, ignore=ignore)
+    return target
 
 
 def git_commit() -> str | None:
