@@ -474,7 +474,7 @@ def stage_package(tmp: Path) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(Path(dtasm_opt.__file__).parent, target, ignore=ignore)
     for sub in (dtasm_opt.models, dtasm_opt.solvers):
-        src = Path(sub.__file__).parent
+        src = Path(str(sub.__file__)).parent
         if not (target / src.name).exists():
             shutil.copytree(src, target / src.name, ignore=ignore)
     return target
