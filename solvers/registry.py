@@ -51,6 +51,9 @@ class MethodInfo:
     package: str | None = None  # the solver package its reference values depend on
     prefix: bool = False  # named "NAME:ARGUMENT"
     argument: str = "PATH"  # what the argument of a prefixed name is, for messages
+    # How the method looks in every figure of every study (matplotlib colour and marker).
+    colour: str = "#333333"
+    marker: str = "o"
 
     def option_classes(self) -> tuple[type, ...]:
         return tuple(_load(target, self.name) for target in self.options)
@@ -58,15 +61,39 @@ class MethodInfo:
 
 _HEURISTICS = "dtasm_opt.solvers.heuristics"
 _ENTRIES = (
-    MethodInfo("womig-stable", f"{_HEURISTICS}.womig:make_stable", "WoMig-stable"),
-    MethodInfo("womig-dynamic", f"{_HEURISTICS}.womig:make_dynamic", "WoMig-dynamic"),
-    MethodInfo("random", f"{_HEURISTICS}.random_policy:make", "Random"),
-    MethodInfo("nearest", f"{_HEURISTICS}.nearest:make_nearest", "Nearest"),
-    MethodInfo("danearest", f"{_HEURISTICS}.nearest:make_danearest", "DANearest"),
+    MethodInfo(
+        "womig-stable",
+        f"{_HEURISTICS}.womig:make_stable",
+        "WoMig-stable",
+        colour="#8c564b",
+        marker="v",
+    ),
+    MethodInfo(
+        "womig-dynamic",
+        f"{_HEURISTICS}.womig:make_dynamic",
+        "WoMig-dynamic",
+        colour="#e377c2",
+        marker="^",
+    ),
+    MethodInfo(
+        "random", f"{_HEURISTICS}.random_policy:make", "Random", colour="#7f7f7f", marker="x"
+    ),
+    MethodInfo(
+        "nearest", f"{_HEURISTICS}.nearest:make_nearest", "Nearest", colour="#ff7f0e", marker="s"
+    ),
+    MethodInfo(
+        "danearest",
+        f"{_HEURISTICS}.nearest:make_danearest",
+        "DANearest",
+        colour="#2ca02c",
+        marker="D",
+    ),
     MethodInfo(
         "milp",
         "dtasm_opt.solvers.exact.milp:make_milp",
         "MILP-greedy",
+        colour="#d62728",
+        marker="*",
         exact=True,
         settings=(*EXACT_SETTINGS, "backend"),
         package="highspy",
@@ -75,6 +102,8 @@ _ENTRIES = (
         "cpsat",
         "dtasm_opt.solvers.exact.cpsat:make_cpsat",
         "CP-SAT",
+        colour="#9467bd",
+        marker="P",
         exact=True,
         settings=EXACT_SETTINGS,
         package="ortools",
@@ -83,6 +112,8 @@ _ENTRIES = (
         "td3",
         "dtasm_opt.solvers.td3.policy:make_td3",
         "TD3",
+        colour="#1f77b4",
+        marker="o",
         settings=("threads",),
         prefix=True,
         package="torch",
@@ -91,6 +122,8 @@ _ENTRIES = (
         "py",
         "dtasm_opt.solvers.external.python_policy:make_py",
         "Python policy",
+        colour="#bcbd22",
+        marker="p",
         settings=("seed",),
         prefix=True,
         argument="MODULE:FACTORY",
@@ -99,6 +132,8 @@ _ENTRIES = (
         "sb3",
         "dtasm_opt.solvers.external.sb3_policy:make_sb3",
         "Stable-Baselines3",
+        colour="#17becf",
+        marker="h",
         settings=("threads",),
         prefix=True,
         argument="PATH.zip",
@@ -108,6 +143,8 @@ _ENTRIES = (
         "td3",
         "dtasm_opt.solvers.td3.training:make_trainer",
         "TD3",
+        colour="#1f77b4",
+        marker="o",
         role=TRAINER,
         settings=("threads",),
         options=(
@@ -120,6 +157,8 @@ _ENTRIES = (
         "hindsight-bound",
         "dtasm_opt.solvers.exact.hindsight_bound:make_bound",
         "hindsight bound",
+        colour="#000000",
+        marker="o",
         role=BOUND,
         exact=True,
         settings=("time_limit_s", "threads"),
@@ -187,6 +226,14 @@ def label(name: str) -> str:
         return study_entry(name).label
     except InputError:
         return name
+
+
+def look(name: str) -> tuple[str, str]:
+    """(colour, marker) of a method in figures: the same in every figure of every study."""
+    entry = _TRAINERS.get(name) or _BY_NAME.get(name) or _PREFIXED.get(name.split(":", 1)[0])
+    if entry is None:
+        return MethodInfo.colour, MethodInfo.marker
+    return entry.colour, entry.marker
 
 
 def _load(target: str, name: str):

@@ -7,32 +7,7 @@ from dtasm_opt.solvers import registry
 from dtasm_opt.studies.cells import GREEDY_SUFFIX
 from dtasm_opt.studies.spec import Spec
 
-# Colour and marker by registry name: a method looks the same in every figure.
-COLOURS = {
-    "womig-stable": "#8c564b",
-    "womig-dynamic": "#e377c2",
-    "random": "#7f7f7f",
-    "nearest": "#ff7f0e",
-    "danearest": "#2ca02c",
-    "milp": "#d62728",
-    "cpsat": "#9467bd",
-    "td3": "#1f77b4",
-    "sb3": "#17becf",
-    "py": "#bcbd22",
-    "hindsight-bound": "#000000",
-}
-MARKERS = {
-    "womig-stable": "v",
-    "womig-dynamic": "^",
-    "random": "x",
-    "nearest": "s",
-    "danearest": "D",
-    "milp": "*",
-    "cpsat": "P",
-    "td3": "o",
-    "sb3": "h",
-    "py": "p",
-}
+# Colour and marker come from the registry entry: a method looks the same in every figure.
 VARIANT_DASHES = ("-", "--", ":", "-.")  # a second label of the same method: another line
 AXIS_LABELS = {
     "users": "users U",
@@ -67,9 +42,10 @@ def style(spec: Spec, label: str) -> dict:
         shown = f"{shown} ({label.removesuffix(GREEDY_SUFFIX)})"
     if greedy:
         shown += ", greedy"
+    colour, marker = registry.look(name)
     return {
-        "color": COLOURS.get(name, "#333333"),
-        "marker": MARKERS.get(name, "o"),
+        "color": colour,
+        "marker": marker,
         "linestyle": VARIANT_DASHES[variant % len(VARIANT_DASHES)],
         "label": shown,
     }
