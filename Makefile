@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=70" wheel
 	# The cached CPU build first, so that no range below pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
-	$(BIN)/python -m pip install --quiet -e ".[test,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[test,ray,bench]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from dtasm_opt.core.limits import MAX_THREADS
+from dtasm_opt.core.limits import MAX_NODE_LIMIT, MAX_THREADS
 from dtasm_opt.core.method import SECOND_STAGES, MethodSettings
 from dtasm_opt.errors import InputError
 
@@ -151,6 +153,28 @@ def add_solver_options(p: argparse.ArgumentParser, *, time_limit_default: float 
     p.add_argument(
         "--backend", choices=("direct", "pyomo"), default=None, help="milp: how HiGHS is fed"
     )
+    add_work_limit_options(p)
+
+
+def add_work_limit_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The exact solvers' work limits (:class:`MethodSettings`' node_limit and
+    deterministic_limit): a search stopped by one stops at the same point on every run."""
+    p.add_argument(
+        "--node-limit",
+        type=count(1, MAX_NODE_LIMIT),
+        default=None,
+        metavar="N",
+        help="milp: branch-and-bound nodes per stage, a work limit: the same answer on every "
+        "run with --threads 1",
+    )
+    p.add_argument(
+        "--deterministic-limit",
+        type=real(0.0, strict=True),
+        default=None,
+        metavar="D",
+        help="cpsat: CP-SAT deterministic time per solve, a work limit: the same answer on "
+        "every run with --threads 1",
+    )
 
 
 def solver_settings(args: argparse.Namespace) -> MethodSettings:
@@ -163,6 +187,8 @@ def solver_settings(args: argparse.Namespace) -> MethodSettings:
         second_stage=args.second_stage,
         second_stage_time_limit_s=args.stage2_time_limit,
         backend=args.backend,
+        node_limit=args.node_limit,
+        deterministic_limit=args.deterministic_limit,
     )
 
 
@@ -224,8 +250,23 @@ class ProgressBar:
         if self._bar is None:
             from tqdm import tqdm
 
+            # tqdm sizes the bar from the terminal itself; one that reports 0 x 0 (some ptys,
+            # editors' shells) gets no bar at all (it hides bars below the screen's 0 rows).
+            # There the size comes from $COLUMNS/$LINES, else 80 x 24.
+            try:
+                size = os.get_terminal_size(sys.stderr.fileno())
+            except (OSError, ValueError, AttributeError):
+                size = os.terminal_size((0, 0))
+            sized = size.columns > 0 and size.lines > 0
+            fallback = shutil.get_terminal_size((80, 24))
             self._bar = tqdm(
-                total=total, initial=done, unit=self.unit, file=sys.stderr, dynamic_ncols=True
+                total=total,
+                initial=done,
+                unit=self.unit,
+                file=sys.stderr,
+                dynamic_ncols=sized,
+                ncols=None if sized else fallback.columns,
+                nrows=None if sized else fallback.lines,
             )
             return
         if total != self._bar.total:

@@ -80,6 +80,7 @@ def build_parser() -> cli.Parser:
         "--time-limit", type=cli.real(0.0, strict=True), default=60.0, help="s per instance"
     )
     s.add_argument("--threads", type=cli.count(1, MAX_THREADS), default=1, help="solver threads")
+    cli.add_work_limit_options(s)
     cli.add_output_options(p)
     return p
 
@@ -130,7 +131,11 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.steps is not None:
             raise InputError("--steps: a benchmark set holds instances, not streams")
         settings = MethodSettings(
-            seed=args.seed, time_limit_s=args.time_limit, threads=args.threads
+            seed=args.seed,
+            time_limit_s=args.time_limit,
+            threads=args.threads,
+            node_limit=args.node_limit,
+            deterministic_limit=args.deterministic_limit,
         )
         bar = cli.progress_bar(args, "instance")
         try:

@@ -86,6 +86,14 @@ def build_parser() -> cli.Parser:
         help="smoke test: few steps and seeds, capped solver time limits",
     )
     p.add_argument(
+        "--reuse",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="an earlier run's folder (repeatable): copy each cell whose method, options and "
+        "scenario are unchanged instead of recomputing it (after editing one method's table)",
+    )
+    p.add_argument(
         "--report-only",
         action="store_true",
         help="only redraw summary.md and the plots from results.csv",
@@ -108,7 +116,9 @@ def _main(argv: Sequence[str] | None) -> int:
     spec = load(resolve_spec(args.spec), quick=args.quick)
     out = Path(args.out) if args.out else default_out(spec.name, spec.quick)
     if not args.report_only:
-        check_run(spec, out, args.backend, args.workers)
+        check_run(spec, out, args.backend, args.workers, args.reuse)
+    elif args.reuse:
+        raise InputError("--reuse: not with --report-only (it runs nothing)")
     elif not (out / "results.csv").exists():
         raise InputError(f"{out / 'results.csv'}: no results to report; run the study first")
     with lock_folder(out):  # the run and its report: one writer per folder
@@ -131,6 +141,7 @@ def _run_and_report(spec, out: Path, args) -> int:
                 address=args.address,
                 log=_cell_log(args, bar),
                 on_progress=None if bar is None else _bar_progress(bar),
+                reuse=args.reuse,
             )
         finally:
             if bar is not None:

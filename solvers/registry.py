@@ -34,6 +34,8 @@ from dtasm_opt.errors import InputError
 
 POLICY, TRAINER, BOUND = "policy", "trainer", "bound"
 EXACT_SETTINGS = ("time_limit_s", "gap", "threads", "second_stage", "second_stage_time_limit_s")
+MILP_SETTINGS = (*EXACT_SETTINGS, "backend", "node_limit")
+CPSAT_SETTINGS = (*EXACT_SETTINGS, "deterministic_limit")
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ _ENTRIES = (
         colour="#d62728",
         marker="*",
         exact=True,
-        settings=(*EXACT_SETTINGS, "backend"),
+        settings=MILP_SETTINGS,
         package="highspy",
     ),
     MethodInfo(
@@ -105,7 +107,7 @@ _ENTRIES = (
         colour="#9467bd",
         marker="P",
         exact=True,
-        settings=EXACT_SETTINGS,
+        settings=CPSAT_SETTINGS,
         package="ortools",
     ),
     MethodInfo(

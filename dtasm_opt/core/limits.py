@@ -19,6 +19,7 @@ MAX_CELLS = 100_000  # cells of one study
 MAX_COUNT = 100_000  # instances of one benchmark set
 MAX_FILE_BYTES = 512 * 2**20  # a JSON file as read, after gzip decompression
 MAX_THREADS = 1_024
+MAX_NODE_LIMIT = 2**31 - 1  # HiGHS stores mip_max_nodes as a 32-bit integer
 
 
 def check_at_most(value: int, bound: int, what: str) -> int:

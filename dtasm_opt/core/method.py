@@ -36,6 +36,14 @@ class MethodSettings:
         None, "exact solvers: seconds for the tie-break stage (none: the stage-1 limit)"
     )
     backend: str | None = option(None, "milp: how HiGHS is fed, direct or pyomo")
+    # Work limits: they stop a search at the same point on every run (with threads = 1), so
+    # an exact cell repeats bit for bit; a wall-clock limit then only guards the run.
+    node_limit: int | None = option(
+        None, "milp: HiGHS branch-and-bound nodes per stage, a work limit (same answer every run)"
+    )
+    deterministic_limit: float | None = option(
+        None, "cpsat: CP-SAT deterministic time per solve, a work limit (same answer every run)"
+    )
 
 
 @runtime_checkable

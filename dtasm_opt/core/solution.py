@@ -16,7 +16,7 @@ from dtasm_opt.core import simulator
 from dtasm_opt.core.instance import Instance
 
 SOLUTION_FORMAT = "dtasm-solution/1"
-STATUSES = ("optimal", "feasible", "time_limit", "heuristic")
+STATUSES = ("optimal", "feasible", "time_limit", "work_limit", "heuristic")
 
 
 @dataclass(frozen=True, eq=False)

@@ -46,6 +46,14 @@ def _family(scenario: Scenario, seed0: int, name: str) -> dict:
     return {"name": name, "seed0": seed0, **asdict(scenario)}
 
 
+def _with_defaults(described: object) -> object:
+    """A manifest's solver description with the settings added since it was written at their
+    defaults (which is what the run used): an older set resumes."""
+    if not isinstance(described, dict) or not isinstance(described.get("settings"), dict):
+        return described
+    return {**described, "settings": {**asdict(MethodSettings()), **described["settings"]}}
+
+
 def _load_manifest(path: Path, family: dict, solver: dict) -> dict:
     """The manifest already in the folder (to resume), or a new one."""
     if not path.exists():
@@ -53,7 +61,7 @@ def _load_manifest(path: Path, family: dict, solver: dict) -> dict:
     doc = files.read_json(path)
     if not isinstance(doc, dict) or doc.get("format") != SET_FORMAT:
         raise InputError(f"{path}: not a {SET_FORMAT} manifest; use an empty folder")
-    if doc.get("family") != family or doc.get("solver") != solver:
+    if doc.get("family") != family or _with_defaults(doc.get("solver")) != solver:
         raise InputError(
             f"{path}: the folder holds another family or solver setting; use another folder"
         )

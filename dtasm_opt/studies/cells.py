@@ -199,7 +199,10 @@ def _roll(
     if spec.per_step_optimum:
         # Only the load-optimal stage: the tie-break stage changes no cloud load.
         limit = MethodSettings(
-            seed=cell.seed, time_limit_s=spec.optimum_time_limit_s, second_stage="none"
+            seed=cell.seed,
+            time_limit_s=spec.optimum_time_limit_s,
+            node_limit=spec.optimum_node_limit,
+            second_stage="none",
         )
         optimum = registry.make_method(registry.REFERENCE, limit)
         roll: Rollout = _WithOptimum(stream, [], settings, optimum=optimum)

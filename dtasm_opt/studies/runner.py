@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from datetime import UTC, datetime
@@ -56,7 +57,7 @@ from dtasm_opt.core import files, records
 from dtasm_opt.core.locks import OutputLock
 from dtasm_opt.errors import InputError
 from dtasm_opt.studies.cells import check_spec, columns, expected_rows, run_cell_safe
-from dtasm_opt.studies.spec import Cell, Spec
+from dtasm_opt.studies.spec import Cell, Spec, parse, shrink
 
 BACKENDS = ("local", "ray")
 PACKAGES = (
@@ -188,6 +189,32 @@ class StudyDir:
             if key not in self.done and path.exists():
                 self._append(cell, path)
 
+    def adopt(self, old: Path) -> int:
+        """Copy into this folder every pending cell that the study folder ``old`` completed
+        with the same cell fingerprint (:meth:`Spec.cell_fingerprint`): what an edit of one
+        method's table leaves unchanged is not recomputed. Returns the cells adopted."""
+        old_spec = _spec_of_folder(old)
+        old_done = _ledger_entries(old / "cells.jsonl")
+        old_cells = {c.key(old_spec.axis): c for c in old_spec.cells()}
+        adopted = 0
+        for cell in self.pending():
+            key = cell.key(self.spec.axis)
+            twin = old_cells.get(key)
+            if twin is None or key not in old_done:
+                continue
+            if old_spec.cell_fingerprint(twin) != self.spec.cell_fingerprint(cell):
+                continue
+            data = (old / "parts" / cell_file(old_spec, twin)).read_bytes()
+            if not data.startswith(self.header):
+                continue  # other columns (another version's rows): recompute
+            path = self.parts / cell_file(self.spec, cell)
+            _write_synced(path, data)
+            # The row count is checked; the ledger line keeps the time of the run that
+            # computed the cell and names the folder it came from.
+            self._append(cell, path, old_done[key].get("wall_s"), {"adopted_from": str(old)})
+            adopted += 1
+        return adopted
+
     def pending(self) -> list[Cell]:
         return [c for c in self.cells if c.key(self.spec.axis) not in self.done]
 
@@ -200,7 +227,9 @@ class StudyDir:
         _write_synced(path, _csv_text(self.columns, rows, header=True).encode())
         self._append(cell, path, wall_s)
 
-    def _append(self, cell: Cell, path: Path, wall_s: float | None = None) -> None:
+    def _append(
+        self, cell: Cell, path: Path, wall_s: float | None = None, extra: dict | None = None
+    ) -> None:
         data = path.read_bytes()
         if not data.startswith(self.header):
             raise InputError(f"{path}: unexpected columns; delete it to recompute the cell")
@@ -219,6 +248,7 @@ class StudyDir:
             "rows": rows,
             "end": end,
             "wall_s": wall_s,
+            **(extra or {}),
         }
         _append_synced(self.ledger, (json.dumps(entry) + "\n").encode())
         self.done[key] = entry
@@ -249,8 +279,20 @@ def run_study(
         return run_locked(spec, out, backend=backend, workers=workers, address=address, log=log)
 
 
-def check_run(spec: Spec, out: str | Path, backend: str, workers: int) -> None:
+def check_run(
+    spec: Spec,
+    out: str | Path,
+    backend: str,
+    workers: int,
+    reuse: Sequence[str | Path] = (),
+) -> None:
     """Everything that can be refused before any file is made."""
+    for old in reuse:
+        if not Path(old).is_dir():
+            raise InputError(f"--reuse: {old} is not a folder")
+        if Path(out).exists() and Path(old).resolve() == Path(out).resolve():
+            raise InputError("--reuse: names the output folder itself; give the old folder")
+        _spec_of_folder(Path(old))
     if backend not in BACKENDS:
         raise InputError(f"--backend: {backend!r} is unknown, use one of {BACKENDS}")
     if workers < 1:
@@ -275,13 +317,19 @@ def run_locked(
     address: str | None = None,
     log=None,
     on_progress: Callable[[int, int, int, int], None] | None = None,
+    reuse: Sequence[str | Path] = (),
 ) -> dict:
     """:func:`run_study` for a caller that already holds the folder's lock.
     ``on_progress(cells done, cells, rows done, rows)`` follows the run (rows of running
-    cells included); ``log`` gets one line per finished cell."""
+    cells included); ``log`` gets one line per finished cell; ``reuse``: study folders whose
+    unchanged cells are copied rather than recomputed, the first that has a cell giving it
+    (:meth:`StudyDir.adopt`)."""
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     sd = StudyDir(spec, out)
     sd.open(backend, workers)
+    for old in reuse:
+        adopted = sd.adopt(Path(old))
+        log(f"{spec.name}: {adopted} unchanged cells taken from {old}")
     pending = sd.pending()
     total, skipped = len(sd.cells), len(sd.cells) - len(pending)
     if skipped:
@@ -478,6 +526,35 @@ def stage_package(tmp: Path) -> Path:
         if not (target / src.name).exists():
             shutil.copytree(src, target / src.name, ignore=ignore)
     return target
+
+
+def _spec_of_folder(folder: Path) -> Spec:
+    """The spec a study folder was run with, from its manifest."""
+    manifest = folder / "manifest.json"
+    if not manifest.is_file():
+        raise InputError(f"--reuse: {folder} is not a study folder (no manifest.json)")
+    doc: Any = files.read_json(manifest)
+    try:
+        text, quick = doc["spec"], bool(doc["config"]["quick"])
+        spec = parse(tomllib.loads(text), text)
+    except (KeyError, TypeError, tomllib.TOMLDecodeError, InputError) as exc:
+        raise InputError(f"--reuse: {manifest}: its spec cannot be read ({exc})") from None
+    return shrink(spec) if quick else spec
+
+
+def _ledger_entries(ledger: Path) -> dict[str, dict]:
+    """The cells a ledger lists as complete, by key (a torn last line is not one)."""
+    entries: dict[str, dict] = {}
+    if ledger.exists():
+        for line in ledger.read_bytes().splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break
+            try:
+                entry = json.loads(line)
+                entries[entry["key"]] = entry
+            except (ValueError, KeyError, TypeError):
+                break
+    return entries
 
 
 def git_commit() -> str | None:

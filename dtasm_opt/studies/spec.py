@@ -11,6 +11,7 @@
                                  # stream restarts from step 0 and the initial servers
     per_step_optimum = false     # also solve each step exactly from the method's own state
     optimum_time_limit_s = 10.0  # per-step limit of that solve (default: none)
+    optimum_node_limit = 200     # its work limit: HiGHS nodes (default: none); repeats exactly
 
     [scenario]                   # dtasm_opt.core.generator.Scenario; defaults: the paper's
     users = 200
@@ -23,7 +24,8 @@
     values = [120, 160, 200, 240, 280]
 
     [method.milp]                # optional per-method options (see method_keys)
-    time_limit_s = 2.0
+    node_limit = 50              # a work limit: the same rows on every run (threads = 1)
+    time_limit_s = 30.0          # a wall-clock safety net; a step it stops is "time_limit"
 
     [method.milp-pyomo]          # a label of its own: the same method with other options
     method = "milp"
@@ -52,7 +54,7 @@ from dataclasses import asdict, dataclass, field, replace
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from dtasm_opt.core.limits import MAX_CELLS, MAX_STEPS, check_at_most
+from dtasm_opt.core.limits import MAX_CELLS, MAX_NODE_LIMIT, MAX_STEPS, check_at_most
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.options import check_value, option_specs
 from dtasm_opt.core.stream import check_stream_size
@@ -82,6 +84,7 @@ STUDY_KEYS = {
     "stream_steps",
     "per_step_optimum",
     "optimum_time_limit_s",
+    "optimum_node_limit",
 }
 COMMON_KEYS = {
     "method": "str",
@@ -92,7 +95,14 @@ COMMON_KEYS = {
 }
 TRAINER_KEYS = {"eval_steps": "int"}  # after training: a greedy rollout of this many steps
 SET_BY_CELL = ("seed",)  # option fields the cell sets itself (from the cell's seed)
-POSITIVE_KEYS = ("steps", "threads", "time_limit_s", "second_stage_time_limit_s")
+POSITIVE_KEYS = (
+    "steps",
+    "threads",
+    "time_limit_s",
+    "second_stage_time_limit_s",
+    "node_limit",
+    "deterministic_limit",
+)
 DISCOUNT_OPTION = "gamma"  # the "discount" sweep axis sets this option of each method
 # A method label is a CSV cell and part of a file name: no spaces, commas or control characters.
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+:/-]{0,199}")
@@ -124,6 +134,9 @@ class Cell:
         return f"{self.method}|seed={self.seed}{where}"
 
 
+ADDED_LATER = ("optimum_node_limit",)  # Spec fields newer than the shipped studies
+
+
 @dataclass(frozen=True)
 class Spec:
     """A parsed, validated study spec (plain data: picklable for process pools and Ray)."""
@@ -140,6 +153,7 @@ class Spec:
     stream_steps: int | None = None
     per_step_optimum: bool = False
     optimum_time_limit_s: float | None = None
+    optimum_node_limit: int | None = None
     description: str = ""
     text: str = ""  # the spec file's text (for the manifest)
     quick: bool = False
@@ -157,6 +171,23 @@ class Spec:
         doc = asdict(self)
         doc.pop("text")
         doc.pop("description")
+        for key in ADDED_LATER:  # at its default a newer field changes no row: old runs resume
+            if doc[key] is None:
+                doc.pop(key)
+        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+    def cell_fingerprint(self, cell: Cell) -> str:
+        """A digest of everything that determines ``cell``'s rows: the spec without the other
+        methods, this cell's method and options, and the cell. Two specs that differ only in
+        another method's table give this cell the same fingerprint (``study --reuse``)."""
+        doc = asdict(self)
+        for key in ("text", "description", "methods", "values", "seeds"):
+            doc.pop(key)
+        for key in ADDED_LATER:
+            if doc[key] is None:
+                doc.pop(key)
+        doc["method"] = asdict(self.method(cell.method))
+        doc["cell"] = cell.key(self.axis)
         return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
     def config(self) -> dict:
@@ -223,6 +254,11 @@ def parse(doc: dict, text: str = "") -> Spec:
     opt_limit = _value(study, "optimum_time_limit_s", "float", "study.", default=None)
     if opt_limit is not None and not opt_limit > 0:
         raise InputError(f"study.optimum_time_limit_s: {opt_limit} is invalid, must be > 0")
+    opt_nodes = _value(study, "optimum_node_limit", "int", "study.", default=None)
+    if opt_nodes is not None and not 1 <= opt_nodes <= MAX_NODE_LIMIT:
+        raise InputError(
+            f"study.optimum_node_limit: {opt_nodes} is invalid, must be in 1..{MAX_NODE_LIMIT}"
+        )
 
     scenario_doc = _table(doc, "scenario")
     _known(scenario_doc, set(SCENARIO_KEYS), "scenario.")
@@ -246,6 +282,7 @@ def parse(doc: dict, text: str = "") -> Spec:
         stream_steps=stream_steps,
         per_step_optimum=optimum,
         optimum_time_limit_s=opt_limit,
+        optimum_node_limit=opt_nodes,
         description=_value(study, "description", "str", "study.", default=""),
         text=text,
     )

@@ -24,10 +24,12 @@ Status: "optimal" when stage 1 serves every user with a pair, or its objective r
 relaxed bound: then no action serves more than stage 1's action plus its rounding slack
 (< 1 bit per served user: ceil(L) - L summed over them, reported as ``info["slack_bits"]``,
 against 4e6-8.6e6 bits per user), so the gap computed from ``bound_bytes`` is that slack,
-near 1e-6 relative, not 0. Otherwise "time_limit" when a solve stopped on its time limit,
-else "feasible" (the roundings disagree or ``gap`` > 0 stopped the search). "Load-optimal"
-in stage 2 carries the same tolerance. The CP-SAT objective only guides the search: the
-reported cloud load is always the simulator's evaluation of the returned action.
+near 1e-6 relative, not 0. Otherwise "work_limit" when a solve stopped on its deterministic
+limit (``max_deterministic_time``: with one worker the same stop on every run), "time_limit"
+when one stopped on its wall-clock limit, else "feasible" (the roundings disagree or ``gap``
+> 0 stopped the search). "Load-optimal" in stage 2 carries the same tolerance. The CP-SAT
+objective only guides the search: the reported cloud load is always the simulator's
+evaluation of the returned action.
 
 ``gap`` (docs/design.md's relative gap on the cloud load) stops stage 1 through a callback once
 (bound - served) <= gap * (total - served) in units (CP-SAT's own gap limits measure the
@@ -83,10 +85,16 @@ class CpsatOptions:
     gap: float = 0.0  # relative gap on the cloud load at which stage 1 stops (0: prove)
     second_stage: bool = True  # fewest migrations among load-optimal assignments
     prove_bound: bool = True  # solve the relaxed model for a valid bound
+    # max_deterministic_time of each solve: a work limit, the same stop on every run (with
+    # one worker); None: only the wall-clock limit
+    deterministic_limit: float | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.time_limit_s) and self.time_limit_s > 0):
             raise InputError(f"time_limit_s: {self.time_limit_s} is invalid, must be > 0")
+        d = self.deterministic_limit
+        if d is not None and not (math.isfinite(d) and d > 0):
+            raise InputError(f"deterministic_limit: {d} is invalid, must be > 0")
         if int(self.threads) != self.threads or self.threads < 1:
             raise InputError(f"threads: {self.threads} is invalid, must be an integer >= 1")
         if not (math.isfinite(self.gap) and self.gap >= 0):
@@ -102,14 +110,19 @@ class _Run:
     bound: float  # best objective bound (an upper bound: every model here is maximised first)
     wall_s: float
     stopped_by_us: bool  # our stop rule ended the search (not the time limit)
+    by_work: bool = False  # the deterministic (work) limit, not the wall clock, ended it
 
     @property
     def name(self) -> str:
         return _STATUS.get(self.status, str(self.status))
 
     @property
-    def timed_out(self) -> bool:
-        return self.status in (cp_model.FEASIBLE, cp_model.UNKNOWN) and not self.stopped_by_us
+    def stop(self) -> str | None:
+        """The limit that ended an unfinished search ("work_limit" or "time_limit"), None
+        when the search finished or our stop rule ended it."""
+        if self.status not in (cp_model.FEASIBLE, cp_model.UNKNOWN) or self.stopped_by_us:
+            return None
+        return "work_limit" if self.by_work else "time_limit"
 
 
 class _StopRule(cp_model.CpSolverSolutionCallback):
@@ -135,6 +148,8 @@ def _run(model: cp_model.CpModel, x: list, opts: CpsatOptions, stop_at=None) -> 
     solver = cp_model.CpSolver()
     p = solver.parameters
     p.max_time_in_seconds = float(opts.time_limit_s)
+    if opts.deterministic_limit is not None:
+        p.max_deterministic_time = float(opts.deterministic_limit)
     p.num_workers = int(opts.threads)
     p.random_seed = int(opts.seed)
     # Measured at (300, 8), 1 worker, 5 s: the LP with cuts (level 2) moved the bound on the
@@ -151,12 +166,15 @@ def _run(model: cp_model.CpModel, x: list, opts: CpsatOptions, stop_at=None) -> 
         values = sol[[v.index for v in x]].astype(bool) if x else np.zeros(0, dtype=bool)
     bound, wall = float(solver.best_objective_bound), float(solver.wall_time)
     fired = rule is not None and rule.fired
+    # Which limit ended an unfinished search: the work limit when one was set and the wall
+    # clock had not run out (CP-SAT checks both; the wall clock is the safety net).
+    by_work = opts.deterministic_limit is not None and wall < 0.99 * opts.time_limit_s
     if values is None and not fired:
         # Ended by the time limit without a solution (UNKNOWN): best_objective_bound is then
         # no proof (it can read 0, which would pass for a proof that the empty assignment is
         # optimal). A bound that our callback saw and stopped on is a real one.
         bound = math.inf
-    return _Run(status, values, bound, wall, fired)
+    return _Run(status, values, bound, wall, fired, by_work)
 
 
 def _hint(model: cp_model.CpModel, x: list, values: np.ndarray) -> None:
@@ -195,7 +213,7 @@ def solve_step(inst: Instance, opts: CpsatOptions | None = None) -> Decision:
     start = time.perf_counter()
     cons = build_step_model(inst, pairs, CONSERVATIVE)
     info["build_s"] = time.perf_counter() - start
-    chosen, z1, stopped = _stage1(cons, pairs, opts, info)
+    chosen, z1, stop = _stage1(cons, pairs, opts, info)
     has_pair = np.zeros(inst.n_users, dtype=bool)
     has_pair[pairs.user] = True
     served = np.zeros(inst.n_users, dtype=bool)
@@ -205,11 +223,12 @@ def solve_step(inst: Instance, opts: CpsatOptions | None = None) -> Decision:
     if proven:
         info["bound_by"] = "every user with a pair is served"
     elif opts.prove_bound:
-        ub_units, timed_out = _relaxed_bound(inst, pairs, chosen, z1, opts, info)
+        ub_units, bound_stop = _relaxed_bound(inst, pairs, chosen, z1, opts, info)
         if ub_units is not None:
             bound_bytes = _bound_bytes(pairs, has_pair, ub_units)
             proven = z1 >= ub_units
-        stopped = stopped or (timed_out and not proven)
+        if not proven and bound_stop is not None and stop != "time_limit":
+            stop = bound_stop  # a wall-clock stop anywhere makes the step unrepeatable
     info["migrations_stage1"] = _migrations(cons, chosen)
     if opts.second_stage:
         chosen = _fewest_migrations(inst, cons, pairs, chosen, z1, opts, info)
@@ -222,14 +241,15 @@ def solve_step(inst: Instance, opts: CpsatOptions | None = None) -> Decision:
     if bound_bytes is None and proven:
         # Serving every user that can be served is optimal exactly: the bound is its value.
         bound_bytes = simulator.apply(inst, action).cloud_load_bytes
-    status = "optimal" if proven else ("time_limit" if stopped else "feasible")
+    status = "optimal" if proven else (stop or "feasible")
     return Decision(action=action, status=status, bound_bytes=bound_bytes, info=info)
 
 
 def _stage1(
     cons: StepModel, pairs: Pairs, opts: CpsatOptions, info: dict
-) -> tuple[np.ndarray, int, bool]:
-    """Stage 1 on the conservative model: (assignment, its objective in units, timed out)."""
+) -> tuple[np.ndarray, int, str | None]:
+    """Stage 1 on the conservative model: (assignment, its objective in units, the limit
+    that stopped it or None)."""
     user_units = scale_loads(pairs.load_bits)
     has_pair = np.zeros(user_units.shape[0], dtype=bool)
     has_pair[pairs.user] = True
@@ -246,12 +266,12 @@ def _stage1(
     chosen = r1.values if r1.values is not None else np.zeros(pairs.n_pairs, dtype=bool)
     z1 = int(cons.load_units[chosen].sum())
     info.update(stage1_status=r1.name, stage1_s=r1.wall_s, objective_units=z1)
-    return chosen, z1, r1.timed_out
+    return chosen, z1, r1.stop
 
 
 def _relaxed_bound(
     inst: Instance, pairs: Pairs, chosen: np.ndarray, z1: int, opts: CpsatOptions, info: dict
-) -> tuple[int | None, bool]:
+) -> tuple[int | None, str | None]:
     """An upper bound on the served load in units from the RELAXED model, hinted with stage
     1's assignment and stopped once it proves it (None when nothing valid was proven)."""
     relaxed = build_step_model(inst, pairs, RELAXED)
@@ -265,7 +285,7 @@ def _relaxed_bound(
         ub_units = None
     info.update(bound_status=rb.name, bound_s=rb.wall_s, bound_units=ub_units)
     info["bound_by"] = "relaxed model"
-    return ub_units, rb.timed_out
+    return ub_units, rb.stop
 
 
 def _fewest_migrations(
@@ -349,5 +369,6 @@ def make_cpsat(name: str, settings: MethodSettings) -> CpsatMethod:
         seed=int(settings.seed),
         gap=float(settings.gap),
         second_stage=settings.second_stage == "migrations",
+        deterministic_limit=settings.deterministic_limit,
     )
     return CpsatMethod(options=opts)

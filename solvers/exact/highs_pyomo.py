@@ -28,7 +28,8 @@ _TERMINATION = {
     TerminationCondition.convergenceCriteriaSatisfied: "optimal",
     TerminationCondition.maxTimeLimit: "time_limit",
     TerminationCondition.provenInfeasible: "infeasible",
-    TerminationCondition.iterationLimit: "interrupted",
+    # Pyomo reports HiGHS's kSolutionLimit (our mip_max_nodes) as an iteration limit.
+    TerminationCondition.iterationLimit: "work_limit",
     TerminationCondition.interrupted: "interrupted",
 }
 

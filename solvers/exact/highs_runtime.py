@@ -21,7 +21,7 @@ def termination_name(model_status: object) -> str:
         "kInterrupt": "interrupted",
         "kHighsInterrupt": "interrupted",
         "kIterationLimit": "interrupted",
-        "kSolutionLimit": "interrupted",
+        "kSolutionLimit": "work_limit",  # mip_max_nodes (the only such limit the project sets)
         "kMemoryLimit": "interrupted",
     }.get(name, "error")
 

@@ -62,7 +62,8 @@ def make_milp(
     second_stage_time_limit_s: float | None = None,
 ) -> MilpGreedy:
     """The ``milp`` method. ``settings`` gives the per-step time limit (None: none), the
-    relative gap (0: proven optimal), HiGHS's threads and seed, the backend and the second
+    relative gap (0: proven optimal), the node limit per stage, HiGHS's threads and seed, the
+    backend and the second
     stage: "migrations" (docs/design.md's default tie-break), "downtime" or "none"; a stage-2 time
     limit of None means stage 2 gets the same limit as stage 1. Keywords override settings."""
     options = SolveOptions(
@@ -71,6 +72,7 @@ def make_milp(
         threads=settings.threads,
         seed=settings.seed,
         second_stage=second_stage or settings.second_stage,
+        node_limit=settings.node_limit,
         second_stage_time_limit_s=(
             settings.second_stage_time_limit_s
             if second_stage_time_limit_s is None

@@ -5,8 +5,11 @@ Pyomo): options, the two stages and the translation of a run into a
 A backend only builds the model of :mod:`dtasm_opt.models.step_problem`, runs HiGHS and adds
 stage 2; :func:`solve_step` decides what the run proved. The status follows docs/design.md §3:
 "optimal" only with a relative gap of 0, "feasible" when a requested nonzero gap stopped the
-search, "time_limit" for an incumbent at the time limit. The reported cloud load is always the
-simulator's; the assignment is checked with the simulator's exact capacity test first.
+search, "work_limit" for an incumbent at the node limit (a work limit: with one thread the
+same run stops at the same node, so the answer repeats bit for bit), "time_limit" for an
+incumbent at the wall-clock limit (which may differ between runs). The reported cloud load is
+always the simulator's; the assignment is checked with the simulator's exact capacity test
+first.
 
 Why stage 2 fixes the served set rather than adding the row "cloud load <= z1 + slack": with
 that row HiGHS 1.16 returned a wrong "optimal" stage 2 (2 migrations where 1 was possible,
@@ -28,6 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from dtasm_opt.core.instance import Instance
+from dtasm_opt.core.limits import MAX_NODE_LIMIT
 from dtasm_opt.core.method import SECOND_STAGES
 from dtasm_opt.core.solution import Decision, relative_gap
 from dtasm_opt.errors import InputError
@@ -37,6 +41,7 @@ from dtasm_opt.models.step_problem import CAPACITY_MARGIN, TIE_REL, StepProblem,
 # The dual bound is lowered by this fraction of the total load before it is reported, to cover
 # the LP tolerances of HiGHS (1e-7 on scaled rows and costs) with room to spare.
 BOUND_SAFETY_REL = 1e-9
+HIGHS_MAX_INT = MAX_NODE_LIMIT  # HiGHS's default (and largest) mip_max_nodes
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class SolveOptions:
     second_stage_time_limit_s: float | None = None  # None: the same as time_limit_s
     margin: float = CAPACITY_MARGIN  # C4's relative safety margin
     warm_start: bool = True  # give HiGHS a greedy assignment as its first incumbent
+    node_limit: int | None = None  # mip_max_nodes of each stage (None: no limit)
 
     def __post_init__(self) -> None:
         for name in ("time_limit_s", "second_stage_time_limit_s"):
@@ -59,6 +65,14 @@ class SolveOptions:
                 raise InputError(f"{name}: {v} is invalid, must be > 0 (or None)")
         if not (math.isfinite(self.gap) and 0.0 <= self.gap < 1.0):
             raise InputError(f"gap: {self.gap} is invalid, must be in [0, 1)")
+        if self.node_limit is not None and (
+            int(self.node_limit) != self.node_limit or self.node_limit < 1
+        ):
+            raise InputError(f"node_limit: {self.node_limit} is invalid, must be an integer >= 1")
+        if self.node_limit is not None and self.node_limit > MAX_NODE_LIMIT:
+            raise InputError(
+                f"node_limit: {self.node_limit} is too large (at most {MAX_NODE_LIMIT:,})"
+            )
         if int(self.threads) < 1:
             raise InputError(f"threads: {self.threads} is invalid, must be >= 1")
         if self.second_stage not in SECOND_STAGES:
@@ -73,13 +87,14 @@ class SolveOptions:
         return self.time_limit_s
 
     def highs_options(self, time_limit_s: float | None) -> dict:
-        # Always set the time limit (inf for none): a persistent solver keeps options between
-        # stage 1 and stage 2.
+        # Always set both limits (inf / HiGHS's maximum for none): a persistent solver keeps
+        # options between stage 1 and stage 2.
         return {
             "mip_rel_gap": float(self.gap),
             "threads": int(self.threads),
             "random_seed": int(self.seed),
             "time_limit": math.inf if time_limit_s is None else float(time_limit_s),
+            "mip_max_nodes": HIGHS_MAX_INT if self.node_limit is None else int(self.node_limit),
         }
 
 
@@ -87,7 +102,8 @@ class SolveOptions:
 class StageRun:
     """What one HiGHS run gave, whatever the backend."""
 
-    termination: str  # "optimal", "time_limit", "interrupted", "infeasible", "error"
+    termination: str  # "optimal", "time_limit", "work_limit", "interrupted", "infeasible",
+    # "error"
     values: np.ndarray | None  # (K,) column values of the incumbent, None without one
     objective: float | None  # the model's objective at the incumbent
     dual_bound: float | None  # HiGHS's mip_dual_bound
@@ -203,7 +219,9 @@ def solve_step(inst: Instance, backend: Backend, options: SolveOptions) -> Decis
     if proven:
         status, bound = "optimal", stage1_load
     else:
-        status = "feasible" if run1.termination == "optimal" else "time_limit"
+        status = {"optimal": "feasible", "work_limit": "work_limit"}.get(
+            run1.termination, "time_limit"
+        )
         bound = _safe_bound(problem, run1.dual_bound, final_load)
     info["gap"] = relative_gap(final_load, bound)
     info["total_s"] = time.perf_counter() - t0

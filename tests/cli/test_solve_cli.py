@@ -148,3 +148,32 @@ def test_bad_model_suffix_exits_2(instance_file, tmp_path, capsys):
     code, _, err = solve(capsys, instance_file, "--write-model", str(tmp_path / "m.txt"))
     assert code == 2 and "write-model" in err
     assert not (tmp_path / "m.txt").exists()
+
+
+def test_work_limit_flags_reach_the_solvers(tmp_path, capsys):
+    """`--node-limit` and `--deterministic-limit` stop the search at the same point on every
+    run; the solution says a work limit stopped it."""
+    from dtasm_opt.core.generator import Scenario, generate_instance
+
+    path = tmp_path / "hard.json"
+    files.write_json(path, generate_instance(Scenario(users=80, servers=2), 1).to_dict())
+    for flags in (["--method", "milp", "--node-limit", "1"],
+                  ["--method", "cpsat", "--deterministic-limit", "0.05"]):  # fmt: skip
+        docs = []
+        for _ in range(2):
+            rc, out, err = solve(capsys, path, *flags)
+            assert rc == 0, err
+            docs.append(json.loads(out))
+        assert docs[0]["status"] == "work_limit"
+        assert docs[0]["action"] == docs[1]["action"]
+        check_solution(docs[0], files.read_instance(path))
+
+
+@pytest.mark.parametrize(
+    "flags", [["--node-limit", "0"], ["--node-limit", "x"], ["--deterministic-limit", "0"]]
+)
+def test_bad_work_limits_exit_2(instance_file, capsys, flags):
+    rc, out, err = solve(capsys, instance_file, "--method", "milp", *flags)
+    assert rc == 2 and out == ""
+    assert err.startswith("usage:") or err.startswith("error:")
+    assert flags[0] in err

@@ -10,6 +10,7 @@ from dtasm_opt.core import files, simulator
 from dtasm_opt.core.generator import Scenario
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.verify import verify
+from dtasm_opt.errors import InputError
 from dtasm_opt.experiments.instance_set import write_set
 from dtasm_opt.generate import main
 
@@ -89,3 +90,19 @@ def test_another_family_in_the_same_folder_is_refused(tmp_path, capsys):
     assert main(["--users", "5", *args]) == 0
     assert main(["--users", "6", *args]) == 2
     assert "another family" in capsys.readouterr().err
+
+
+def test_a_set_written_before_newer_settings_existed_still_resumes(tmp_path):
+    """Settings added since a set was made (the work limits) read as their defaults: a
+    shipped set's manifest resumes; a set made with another value is still refused."""
+    folder = tmp_path / "set"
+    scenario = Scenario(users=6, servers=2, apps=3)
+    write_set(folder, scenario, 11, 1, settings=MethodSettings(time_limit_s=10))
+    doc = json.loads((folder / "manifest.json").read_text())
+    for key in ("node_limit", "deterministic_limit"):
+        del doc["solver"]["settings"][key]  # as a manifest written before they existed
+    (folder / "manifest.json").write_text(json.dumps(doc))
+    manifest = write_set(folder, scenario, 11, 2, settings=MethodSettings(time_limit_s=10))
+    assert len(manifest["instances"]) == 2
+    with pytest.raises(InputError, match="another family or solver"):
+        write_set(folder, scenario, 11, 3, settings=MethodSettings(time_limit_s=10, node_limit=5))

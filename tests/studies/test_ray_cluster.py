@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,49 @@ def test_a_study_through_a_local_head_equals_the_local_backend(head, tmp_path):
     rows = comparable(tmp_path / "ray" / "results.csv")
     assert len(rows) == 3 * 2 * 4
     assert rows == comparable(tmp_path / "local" / "results.csv")
+
+
+SLOW_SPEC = """
+[study]
+name = "rayslow"
+methods = ["nearest", "danearest"]
+seeds = [1, 2, 3, 4]
+steps = 150
+[scenario]
+users = 120
+servers = 8
+"""
+
+
+def test_ctrl_c_stops_a_ray_study_cleanly_and_it_resumes(head, tmp_path):
+    """Ctrl-C on the driver (here through a cluster): exit 130 with one line, no Python or C++
+    stack trace; the cells committed before it are kept and not run again."""
+    address, env = head
+    spec, out = tmp_path / "spec.toml", tmp_path / "out"
+    spec.write_text(SLOW_SPEC)
+    cmd = [sys.executable, "-m", "dtasm_opt.study", str(spec), "--backend", "ray",
+           "--address", address, "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell's background job ignores SIGINT; a terminal's Ctrl-C does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    ledger = out / "cells.jsonl"
+    deadline = time.monotonic() + 300
+    while not (ledger.exists() and ledger.read_text().count("\n") >= 1):
+        assert proc.poll() is None and time.monotonic() < deadline, "no cell committed"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err[-3000:]
+    assert err.rstrip().endswith("interrupted")
+    assert "Traceback" not in err and "Stack trace" not in err and "***" not in err
+    kept = ledger.read_text().count("\n")
+    assert 1 <= kept < 8
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{kept} of 8 cells already complete" in again.stderr
+    assert len(records.read_rows(out / "results.csv")) == 8 * 150

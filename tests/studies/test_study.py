@@ -389,3 +389,96 @@ def test_progress_follows_rows_of_running_cells(tmp_path):
                    on_progress=lambda *a: seen.append(a))  # fmt: skip
     assert seen and seen[-1] == (N_CELLS, N_CELLS, N_CELLS * 40, N_CELLS * 40)
     assert all(a[2] <= a[3] for a in seen)
+
+
+WORK_LIMITED = """
+[study]
+name = "repeatable"
+methods = ["milp", "cpsat", "nearest"]
+seeds = [1, 2]
+steps = 3
+last = 3
+per_step_optimum = true
+optimum_node_limit = 1
+
+[scenario]
+users = 80
+servers = 2
+
+[method.milp]
+node_limit = 1
+time_limit_s = 60.0
+
+[method.cpsat]
+deterministic_limit = 0.05
+time_limit_s = 60.0
+"""
+
+
+def test_exact_cells_stopped_by_work_limits_repeat_row_for_row(tmp_path):
+    """Two runs (one worker, then two) of a spec whose exact methods stop at their work
+    limits, not at an optimum, give identical rows: only the timing columns differ."""
+    spec = write(tmp_path, WORK_LIMITED)
+    runs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"run{workers}"
+        args = [str(spec), "--out", str(out), "--workers", workers, "--quiet"]
+        assert study.main(args) == 0
+        runs.append(rows_of(out / "results.csv"))
+    assert runs[0] == runs[1]
+    status = {r["method"]: set() for r in runs[0]}
+    for r in runs[0]:
+        status[r["method"]].add(r["status"])
+    assert "work_limit" in status["milp"] and "work_limit" in status["cpsat"]
+    assert "time_limit" not in status["milp"] | status["cpsat"]
+
+
+def test_reuse_recomputes_only_the_cells_of_an_edited_method(tmp_path, capsys):
+    """After an edit of one method's table, `--reuse OLD` copies every other cell from the
+    old folder; the result equals a fresh run of the edited spec."""
+    before = TINY.replace(BASELINES, '["nearest", "danearest", "milp"]')
+    after = before + "\n[method.milp]\nnode_limit = 1\ntime_limit_s = 60.0\n"
+    old, new, fresh = tmp_path / "old", tmp_path / "new", tmp_path / "fresh"
+    assert study.main([str(write(tmp_path, before, "a.toml")), "--out", str(old), "--quiet"]) == 0
+    spec_after = str(write(tmp_path, after, "b.toml"))
+    capsys.readouterr()
+    assert study.main([spec_after, "--out", str(new), "--reuse", str(old)]) == 0
+    assert "8 unchanged cells taken from" in capsys.readouterr().err  # 2 methods x 2 x 2
+    assert study.main([spec_after, "--out", str(fresh), "--quiet"]) == 0
+    assert rows_of(new / "results.csv") == rows_of(fresh / "results.csv")
+    ledger = [json.loads(line) for line in (new / "cells.jsonl").read_text().splitlines()]
+    copied = [e for e in ledger if e.get("adopted_from") == str(old)]
+    assert {e["key"].split("|")[0] for e in copied} == {"nearest", "danearest"}
+    old_ledger = {json.loads(line)["key"]: json.loads(line)
+                  for line in (old / "cells.jsonl").read_text().splitlines()}  # fmt: skip
+    for e in copied:
+        assert (new / "parts" / e["part"]).read_bytes() == (old / "parts" / e["part"]).read_bytes()
+        assert e["wall_s"] == old_ledger[e["key"]]["wall_s"]  # the time that computed it
+
+
+def test_reuse_takes_each_cell_from_the_first_folder_that_has_it(tmp_path, capsys):
+    """Two earlier folders, each holding some cells: together they complete the study."""
+    methods = '["nearest", "danearest"]'
+    spec = write(tmp_path, TINY.replace(BASELINES, methods), "s.toml")
+    first = write(tmp_path, TINY.replace(BASELINES, '["nearest"]'), "a.toml")
+    second = write(tmp_path, TINY.replace(BASELINES, '["danearest"]'), "b.toml")
+    a, b, new = tmp_path / "a", tmp_path / "b", tmp_path / "new"
+    for path, out in ((first, a), (second, b)):
+        assert study.main([str(path), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    args = [str(spec), "--out", str(new), "--reuse", str(a), "--reuse", str(b)]
+    assert study.main(args) == 0
+    err = capsys.readouterr().err
+    assert "4 unchanged cells taken from" in err and "8 of 8 cells already complete" in err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--reuse", "missing"], "not a folder"), (["--reuse", "."], "not a study folder")],
+)
+def test_reuse_of_something_else_exits_2(tmp_path, capsys, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    assert study.main([str(write(tmp_path, TINY)), "--out", str(out), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

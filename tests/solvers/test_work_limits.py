@@ -1,0 +1,93 @@
+"""Work limits (HiGHS nodes, CP-SAT deterministic time): a search they stop gives the same
+answer on every run, in this process or another, and says that a work limit stopped it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from dtasm_opt.core.generator import Scenario, generate_instance
+from dtasm_opt.core.method import MethodSettings
+from dtasm_opt.core.solution import judge
+from dtasm_opt.errors import InputError
+from dtasm_opt.solvers import registry
+
+# 80 users on 2 ESs (seed 1): neither solver proves this step within the limits below (HiGHS's
+# root alone needs more than one node), yet each stops in well under a second.
+HARD = Scenario(users=80, servers=2)
+LIMITS = {
+    "milp": MethodSettings(node_limit=1),
+    "cpsat": MethodSettings(deterministic_limit=0.05),
+}
+
+RUN_ONE = """
+import hashlib, json, sys
+from dtasm_opt.core.generator import Scenario, generate_instance
+from dtasm_opt.core.method import MethodSettings
+from dtasm_opt.core.solution import judge
+from dtasm_opt.solvers import registry
+method, settings = sys.argv[1], MethodSettings(**json.loads(sys.argv[2]))
+sol = judge(registry.make_method(method, settings), generate_instance(Scenario(80, 2), 1))
+print(json.dumps([sol.status, sol.cloud_load_bytes, sol.bound_bytes,
+                  hashlib.sha256(sol.action.tobytes()).hexdigest()]))
+"""
+
+
+def _fingerprint(method: str, settings: MethodSettings) -> list:
+    sol = judge(registry.make_method(method, settings), generate_instance(HARD, 1))
+    digest = hashlib.sha256(sol.action.tobytes()).hexdigest()
+    return [sol.status, sol.cloud_load_bytes, sol.bound_bytes, digest]
+
+
+@pytest.mark.parametrize("method", sorted(LIMITS))
+def test_a_binding_work_limit_repeats_in_this_and_another_process(method):
+    settings = LIMITS[method]
+    first = _fingerprint(method, settings)
+    assert first[0] == "work_limit"  # the limit binds: no proof, an incumbent
+    assert first[2] is None or first[2] < first[1]
+    assert _fingerprint(method, settings) == first
+    changed = {k: v for k, v in vars(settings).items() if v != getattr(MethodSettings(), k)}
+    out = subprocess.run(
+        [sys.executable, "-c", RUN_ONE, method, json.dumps(changed)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(out.stdout) == first
+
+
+def test_more_work_never_ends_worse_at_the_same_seed():
+    """A larger node limit (the same seed) explores at least what the smaller one did; HiGHS
+    keeps its incumbent, so the cloud load cannot rise."""
+    loads = [_fingerprint("milp", MethodSettings(node_limit=n))[1] for n in (1, 200)]
+    assert loads[1] <= loads[0] + 1e-6
+
+
+def test_wall_clock_still_guards_and_is_named_when_it_binds():
+    # A wall-clock limit far below what one node needs stops the search first.
+    settings = MethodSettings(node_limit=1_000_000, time_limit_s=0.001)
+    sol = judge(registry.make_method("milp", settings), generate_instance(HARD, 1))
+    assert sol.status == "time_limit"
+
+
+@pytest.mark.parametrize(
+    ("method", "settings", "field"),
+    [
+        ("milp", MethodSettings(node_limit=0), "node_limit"),
+        ("milp", MethodSettings(node_limit=2**40), "node_limit"),
+        ("cpsat", MethodSettings(deterministic_limit=-1.0), "deterministic_limit"),
+    ],
+)
+def test_bad_work_limits_are_refused_by_name(method, settings, field):
+    with pytest.raises(InputError, match=field):
+        registry.make_method(method, settings)
+
+
+def test_each_limit_is_a_setting_of_its_own_solver_only():
+    assert "node_limit" in registry.info("milp").settings
+    assert "deterministic_limit" in registry.info("cpsat").settings
+    assert "node_limit" not in registry.info("cpsat").settings
