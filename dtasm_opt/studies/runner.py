@@ -340,8 +340,13 @@ def run_locked(
     running: dict[str, int] = {}
     rows_total, rows_done = sum(expected.values()), 0
 
+    finished: set[str] = set()
+
     def on_rows(key: str, rows: int) -> None:
-        running[key] = rows
+        # A pool worker's last report can arrive after its cell's result (the queue has a
+        # feeder thread of its own): a finished cell is counted in rows_done, not again here.
+        if key not in finished:
+            running[key] = rows
         if on_progress is not None:
             on_progress(len(sd.done), total, rows_done + sum(running.values()), rows_total)
 
@@ -352,6 +357,7 @@ def run_locked(
     )
     for cell, ok, result, wall_s in runner:
         key = cell.key(spec.axis)
+        finished.add(key)
         running.pop(key, None)
         rows_done += expected[key]
         if ok:
@@ -361,7 +367,6 @@ def run_locked(
             failed[key] = str(result)
             log(f"[failed] {key}: {result}")
         on_rows(key, 0)
-        running.pop(key, None)
     if not sd.pending():
         sd.consolidate()
     return {
