@@ -151,7 +151,10 @@ def add_solver_options(p: argparse.ArgumentParser, *, time_limit_default: float 
         help="exact solvers: seconds for the tie-break stage (default: --time-limit)",
     )
     p.add_argument(
-        "--backend", choices=("direct", "pyomo"), default=None, help="milp: how HiGHS is fed"
+        "--backend",
+        choices=("direct", "pyomo", "scaled"),
+        default=None,
+        help="milp: how HiGHS is fed (scaled: the direct matrix in MB and capacity units)",
     )
     add_work_limit_options(p)
 

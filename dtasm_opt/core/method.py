@@ -35,7 +35,7 @@ class MethodSettings:
     second_stage_time_limit_s: float | None = option(
         None, "exact solvers: seconds for the tie-break stage (none: the stage-1 limit)"
     )
-    backend: str | None = option(None, "milp: how HiGHS is fed, direct or pyomo")
+    backend: str | None = option(None, "milp: how HiGHS is fed: direct, pyomo or scaled")
     # Work limits: they stop a search at the same point on every run (with threads = 1), so
     # an exact cell repeats bit for bit; a wall-clock limit then only guards the run.
     node_limit: int | None = option(

@@ -37,9 +37,17 @@ class DirectBackend:
     problem: StepProblem
     highs: highspy.Highs
 
+    # What a model objective unit is worth in the driver's units (bytes in stage 1; stage 2's
+    # costs are passed unscaled).
+    objective_unit = 1.0
+
+    def arrays(self, problem: StepProblem) -> dict:
+        """The matrix HiGHS gets (subclasses may rescale it)."""
+        return step_matrix(problem)
+
     def build(self, problem: StepProblem) -> None:
         self.problem = problem
-        m = step_matrix(problem)
+        m = self.arrays(problem)
         k = problem.n_pairs
         with solver_output():
             h = highspy.Highs()
@@ -79,6 +87,7 @@ class DirectBackend:
         idx = np.arange(k, dtype=np.int32)
         h.changeColsCost(k, idx, pair_cost - cloud_cost[user])
         h.changeObjectiveOffset(float(cloud_cost.sum()))
+        self.objective_unit = 1.0
 
     def solve(self, highs_options: dict, start: np.ndarray | None) -> StageRun:
         h = self.highs
@@ -98,15 +107,45 @@ class DirectBackend:
         info = h.getInfo()
         has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
         values = np.array(h.getSolution().col_value) if has_solution else None
+        unit = self.objective_unit
         return StageRun(
             termination=termination_name(h.getModelStatus()),
             values=values,
-            objective=float(info.objective_function_value) if has_solution else None,
-            dual_bound=float(info.mip_dual_bound),
+            objective=float(info.objective_function_value) * unit if has_solution else None,
+            dual_bound=float(info.mip_dual_bound) * unit,
             mip_gap=float(info.mip_gap),
             nodes=int(info.mip_node_count),
             time_s=elapsed,
         )
+
+
+class ScaledBackend(DirectBackend):
+    """The direct model rescaled before HiGHS sees it: the objective in MB (2^20 bytes)
+    instead of bytes, and each ES's capacity row divided by its capacity (coefficients in
+    (0, 1], right-hand side 1). The same feasible set and optimum; the driver gets objective
+    and bound back in bytes, and checks every assignment with the simulator's exact capacity
+    test as for the other backends. Measured at (200, 8) step 0, plain HiGHS: 0.01 s against
+    0.06-0.2 s on four seeds, 0.9 s against 4.7 s on the fifth (README, exact references)."""
+
+    name = "highs-scaled"
+    UNIT = float(2**20)
+
+    def arrays(self, problem: StepProblem) -> dict:
+        m = dict(step_matrix(problem))
+        value, upper = m["a_value"].copy(), m["row_upper"].copy()
+        start, n_c1 = m["a_start"], m["n_c1"]
+        for r in range(n_c1, upper.shape[0]):
+            if upper[r] > 0:  # a capacity row; C1 rows (0/1 coefficients) stay as they are
+                value[start[r] : start[r + 1]] /= upper[r]
+                upper[r] = 1.0
+        m.update(
+            a_value=value,
+            row_upper=upper,
+            col_cost=m["col_cost"] / self.UNIT,
+            offset=m["offset"] / self.UNIT,
+        )
+        self.objective_unit = self.UNIT
+        return m
 
 
 def solve_direct(inst: Instance, options: SolveOptions | None = None) -> Decision:

@@ -24,6 +24,7 @@ from dtasm_opt.solvers.exact.milp_driver import SolveOptions, solve_step
 BACKENDS = {
     "direct": "dtasm_opt.solvers.exact.highs_direct:DirectBackend",
     "pyomo": "dtasm_opt.solvers.exact.highs_pyomo:PyomoBackend",
+    "scaled": "dtasm_opt.solvers.exact.highs_direct:ScaledBackend",
 }
 DEFAULT_BACKEND = "direct"
 

@@ -21,9 +21,13 @@ from dtasm_opt.core import simulator
 from dtasm_opt.core.generator import Scenario, generate_stream
 from dtasm_opt.core.instance import Instance
 from dtasm_opt.models.step_problem import step_problem
-from dtasm_opt.solvers.exact.highs_direct import solve_direct
+from dtasm_opt.solvers.exact.highs_direct import ScaledBackend, solve_direct
 from dtasm_opt.solvers.exact.highs_pyomo import solve_pyomo
-from dtasm_opt.solvers.exact.milp_driver import SolveOptions
+from dtasm_opt.solvers.exact.milp_driver import SolveOptions, solve_step
+
+
+def solve_scaled(inst: Instance, options: SolveOptions):
+    return solve_step(inst, ScaledBackend(), options)
 
 
 def tiny_instance(seed: int, users: int, servers: int, overloaded: bool) -> Instance:
@@ -87,12 +91,13 @@ SIZES = st.sampled_from([(u, h) for u in range(2, 6) for h in range(1, 4)])
 @settings(max_examples=190)
 @given(seed=SEEDS, size=SIZES, overloaded=st.booleans())
 def test_milp_equals_brute_force(seed: int, size: tuple[int, int], overloaded: bool) -> None:
-    """Both backends with the "migrations" stage; reference: brute force over all (H+1)^U
-    actions through the simulator."""
+    """The three backends with the "migrations" stage; reference: brute force over all
+    (H+1)^U actions through the simulator."""
     inst = tiny_instance(seed, *size, overloaded)
     ref = brute_force(inst)
     check_against(inst, ref, solve_direct, "migrations")
     check_against(inst, ref, solve_pyomo, "migrations")
+    check_against(inst, ref, solve_scaled, "migrations")
 
 
 @settings(max_examples=50)
@@ -106,6 +111,7 @@ def test_milp_other_second_stages_equal_brute_force(
     ref = brute_force(inst)
     check_against(inst, ref, solve_direct, "downtime")
     check_against(inst, ref, solve_pyomo, "none")
+    check_against(inst, ref, solve_scaled, "downtime")
 
 
 def test_cases_cover_binding_capacity() -> None:
@@ -141,6 +147,7 @@ def test_milp_equals_brute_force_six_users(seed: int, overloaded: bool) -> None:
     ref = brute_force(inst)
     check_against(inst, ref, solve_direct, "migrations")
     check_against(inst, ref, solve_pyomo, "migrations")
+    check_against(inst, ref, solve_scaled, "migrations")
 
 
 @pytest.mark.parametrize("seed", [1007, 1025])
@@ -152,3 +159,4 @@ def test_six_user_regressions(seed: int) -> None:
     ref = brute_force(inst)
     check_against(inst, ref, solve_direct, "migrations")
     check_against(inst, ref, solve_pyomo, "migrations")
+    check_against(inst, ref, solve_scaled, "migrations")
