@@ -271,12 +271,16 @@ def run_study(
     workers: int = 1,
     address: str | None = None,
     log=None,
+    on_progress: Callable[[int, int, int, int], None] | None = None,
+    reuse: Sequence[str | Path] = (),
 ) -> dict:
     """Run every pending cell of ``spec`` into ``out``; return counts of what happened.
-    The whole spec is checked first, then the folder is locked for the run."""
-    check_run(spec, out, backend, workers)
+    The whole spec is checked first, then the folder is locked for the run (the keywords:
+    :func:`run_locked`)."""
+    check_run(spec, out, backend, workers, reuse)
     with lock_folder(out):
-        return run_locked(spec, out, backend=backend, workers=workers, address=address, log=log)
+        return run_locked(spec, out, backend=backend, workers=workers, address=address,
+                          log=log, on_progress=on_progress, reuse=reuse)  # fmt: skip
 
 
 def check_run(

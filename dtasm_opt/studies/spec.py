@@ -168,30 +168,30 @@ class Spec:
 
     def fingerprint(self) -> str:
         """A digest of everything that determines the rows (checked when resuming)."""
-        doc = asdict(self)
-        doc.pop("text")
-        doc.pop("description")
-        for key in ADDED_LATER:  # at its default a newer field changes no row: old runs resume
-            if doc[key] is None:
-                doc.pop(key)
-        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+        return _digest(self._identity(drop=("text", "description")))
 
     def cell_fingerprint(self, cell: Cell) -> str:
         """A digest of everything that determines ``cell``'s rows: the spec without the other
         methods, this cell's method and options, and the cell. Two specs that differ only in
         another method's table give this cell the same fingerprint (``study --reuse``)."""
-        doc = asdict(self)
-        for key in ("text", "description", "methods", "values", "seeds"):
-            doc.pop(key)
-        for key in ADDED_LATER:
-            if doc[key] is None:
-                doc.pop(key)
+        doc = self._identity(drop=("text", "description", "methods", "values", "seeds"))
         doc["method"] = asdict(self.method(cell.method))
         doc["cell"] = cell.key(self.axis)
-        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+        return _digest(doc)
+
+    def _identity(self, drop: tuple[str, ...]) -> dict:
+        doc = {k: v for k, v in asdict(self).items() if k not in drop}
+        for key in ADDED_LATER:  # at its default a newer field changes no row: old runs resume
+            if doc[key] is None:
+                doc.pop(key)
+        return doc
 
     def config(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "text"}
+
+
+def _digest(doc: dict) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def format_value(value: object) -> str:

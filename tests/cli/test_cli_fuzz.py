@@ -1,5 +1,5 @@
 """A mutation list over every command line's inputs: one flag (or input file) of a valid
-command made invalid at a time, every case of the table below (315 when written). Every such
+command made invalid at a time, every case of the table below (346 now). Every such
 command must exit 2 with exactly one ``error:`` line, print no traceback and leave no file
 behind (docs/design.md §5)."""
 
@@ -67,6 +67,8 @@ def commands(p: dict[str, str]) -> dict:
                 "--second-stage": CHOICE,
                 "--stage2-time-limit": POSITIVE,
                 "--backend": CHOICE,
+                "--node-limit": COUNT,
+                "--deterministic-limit": POSITIVE,
                 "--step": ["0", "-1", "x"],  # --step on an instance is refused too
                 "--out": [f"{out}/nodir/x.json", out],
                 "INPUT": p["bad_files"],
@@ -86,6 +88,8 @@ def commands(p: dict[str, str]) -> dict:
                 "--seed": SEED,
                 "--time-limit": POSITIVE,
                 "--threads": COUNT,
+                "--node-limit": COUNT,
+                "--deterministic-limit": POSITIVE,
                 "--out": [f"{out}/nodir/r.csv", out],
                 "INPUT": [*p["bad_files"], p["inst"]],
             },
@@ -128,6 +132,7 @@ def commands(p: dict[str, str]) -> dict:
             {
                 "--workers": COUNT,
                 "--backend": CHOICE,
+                "--reuse": [f"{out}/missing", p["inst"], out],  # not a folder; no study in it
                 "--out": [p["inst"]],
                 "INPUT": [*p["bad_files"], p["inst"]],
             },

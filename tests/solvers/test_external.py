@@ -39,6 +39,23 @@ def make(settings):
 '''
 
 
+def small_spec(tmp_path, name: str, methods: list[str], steps: int):
+    """A study spec of ``methods`` on 8 users and 3 ESs, seeds 1 and 2."""
+    spec = tmp_path / "spec.toml"
+    quoted = ", ".join(f'"{m}"' for m in methods)
+    spec.write_text(textwrap.dedent(f'''
+        [study]
+        name = "{name}"
+        methods = [{quoted}]
+        seeds = [1, 2]
+        steps = {steps}
+        [scenario]
+        users = 8
+        servers = 3
+    '''))  # fmt: skip
+    return spec
+
+
 @pytest.fixture
 def user_module(tmp_path, monkeypatch):
     (tmp_path / "userpolicies.py").write_text(POLICY_MODULE)
@@ -95,17 +112,7 @@ def test_sb3_models_in_a_rollout_beside_milp(trained, tmp_path, capsys):
 
 def test_an_sb3_model_in_a_study_spec(trained, tmp_path):
     models, _, _ = trained
-    spec = tmp_path / "spec.toml"
-    spec.write_text(textwrap.dedent(f'''
-        [study]
-        name = "sb3"
-        methods = ["sb3:{models['ppo']}", "danearest"]
-        seeds = [1, 2]
-        steps = 5
-        [scenario]
-        users = 8
-        servers = 3
-    '''))  # fmt: skip
+    spec = small_spec(tmp_path, "sb3", [f"sb3:{models['ppo']}", "danearest"], steps=5)
     assert study.main([str(spec), "--out", str(tmp_path / "st")]) == 0
     rows = records.read_rows(tmp_path / "st" / "results.csv")
     assert sum(r["method"].startswith("sb3:") for r in rows) == 2 * 5
@@ -120,10 +127,20 @@ def test_sb3_loading_runs_no_pickled_code(trained, monkeypatch):
 
     monkeypatch.setattr(cloudpickle, "loads", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
+    import torch
+
+    weights_only, real = [], torch.load
+
+    def recording(*args, **kwargs):  # SB3 reads the weights itself: it must pass the flag
+        weights_only.append(kwargs.get("weights_only"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording)
     from dtasm_opt.solvers.external.sb3_policy import make_sb3
 
     for path in models.values():
         make_sb3(f"sb3:{path}", dtasm_opt.MethodSettings())
+    assert weights_only and all(w is True for w in weights_only)
 
 
 def test_sb3_greedy_actions_equal_sb3s_own_load(trained):
@@ -182,17 +199,7 @@ def test_a_python_policy_in_solve_rollout_and_a_study(user_module, tmp_path, cap
         o = simulator.apply(inst, np.where(s == inst.cloud, inst.users.ran, s))
         assert float(r["cloud_load_bytes"]) == o.cloud_load_bytes
         server = o.final_server
-    spec = tmp_path / "spec.toml"
-    spec.write_text(textwrap.dedent(f'''
-        [study]
-        name = "mine"
-        methods = ["{user_module}", "nearest"]
-        seeds = [1, 2]
-        steps = 4
-        [scenario]
-        users = 8
-        servers = 3
-    '''))  # fmt: skip
+    spec = small_spec(tmp_path, "mine", [user_module, "nearest"], steps=4)
     assert study.main([str(spec), "--out", str(tmp_path / "st")]) == 0
     mine = [r for r in records.read_rows(tmp_path / "st" / "results.csv")
             if r["method"] == user_module]  # fmt: skip

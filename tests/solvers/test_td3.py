@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from dtasm_opt.core import records, simulator
-from dtasm_opt.core.generator import Scenario, generate_stream
+from dtasm_opt.core import files, records, simulator
+from dtasm_opt.core.generator import Scenario, generate_instance, generate_stream
 from dtasm_opt.core.instance import Apps, Servers
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.stream import Stream
 from dtasm_opt.errors import InputError
 from dtasm_opt.rl.env import DTASMEnv
+from dtasm_opt.solve import main as solve_main
 from dtasm_opt.solvers.registry import make_method
 from dtasm_opt.solvers.td3 import checkpoint
 from dtasm_opt.solvers.td3.agent import Agent
@@ -272,3 +273,44 @@ def test_sb3_td3_runs_on_the_env():
     assert action.shape == (6, 2)
     *_, info = env.step(action)
     assert "cloud_load_bytes" in info
+
+
+class _Payload:
+    """Unpickling this runs code (it creates a marker file): what a hostile checkpoint does."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_runs_none(tmp_path, capsys):
+    """A .pt whose pickle calls a function: torch.load(weights_only=True) refuses it, so
+    `solve --method td3:...` exits 2 with one line and the code never runs."""
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": checkpoint.CHECKPOINT_FORMAT, "x": _Payload(str(marker))}, evil)
+    with pytest.raises(InputError, match="not a readable checkpoint"):
+        checkpoint.load(evil)
+    inst = tmp_path / "i.json"
+    files.write_json(inst, generate_instance(Scenario(users=4, servers=2), 1).to_dict())
+    assert solve_main([str(inst), "--method", f"td3:{evil}"]) == 2
+    assert capsys.readouterr().err.startswith("error:")
+    assert not marker.exists()
+
+
+def test_every_checkpoint_read_passes_weights_only(tmp_path, monkeypatch):
+    stream = generate_stream(Scenario(users=6, servers=2), seed=2, steps=3)
+    train(stream, TD3Config(**SMALL, seed=1), tmp_path, 4, checkpoint_every=2, progress=False)
+    calls = []
+    real = torch.load
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", recording)
+    checkpoint.load(tmp_path / "last.pt")
+    make_method(f"td3:{tmp_path / 'policy.pt'}")
+    assert calls and all(w is True for w in calls)
