@@ -466,8 +466,8 @@ def _ray(spec: Spec, cells: list[Cell], workers: int, address: str | None) -> It
     ``py_modules``: no install of dtasm-opt on the nodes, only its dependencies), and the
     driver authenticates the way ``ray start`` does (a token in ~/.ray/auth_token or
     RAY_AUTH_TOKEN[_PATH] turns token authentication on). A task whose worker dies is run
-    again (cells are pure functions of the spec and the cell); an interrupted run cancels its
-    tasks before it lets go of the cluster."""
+    again (cells are pure functions of the spec and the cell); an interrupted run lets go of
+    the cluster, which stops its tasks."""
     if address and "RAY_AUTH_MODE" not in os.environ and _ray_token_available():
         # What `ray start --head` did with this token; Ray reads the mode when it is imported.
         os.environ["RAY_AUTH_MODE"] = "token"
@@ -489,10 +489,15 @@ def _ray(spec: Spec, cells: list[Cell], workers: int, address: str | None) -> It
                 for ref in done:
                     yield (refs.pop(ref), *ray.get(ref))
         finally:
-            for ref in refs:  # interrupted: no task of ours keeps running on the cluster
-                ray.cancel(ref, force=True)
             if started:
+                # Interrupted or done: disconnecting ends this job, and the cluster kills the
+                # workers still running its tasks (Ray's fate sharing). No ray.cancel here:
+                # a cancel racing a task's reply aborts the driver inside Ray's C++ core
+                # (ray-project/ray#54846), which turned Ctrl-C into exit 1 and a stack trace.
                 ray.shutdown()
+            else:  # the caller's connection outlives this study: stop our tasks explicitly
+                for ref in refs:
+                    ray.cancel(ref, force=True)
 
 
 RAY_RETRIES = 3  # runs of a task whose worker process died
