@@ -39,20 +39,19 @@ from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.solution import Decision, judge
 from dtasm_opt.models.pairs import action_from_assignment
-from dtasm_opt.models.step_matrix import step_matrix
 from dtasm_opt.models.step_problem import step_problem
 from dtasm_opt.solvers import registry
+from dtasm_opt.solvers.exact.highs_direct import ScaledBackend
 from dtasm_opt.solvers.exact.milp_driver import BOUND_SAFETY_REL
 
 COLUMNS = ("size", "seed", "step", "solver", "second_stage", "time_limit_s", "status",
            "time_s", "cloud_load_bytes", "bound_bytes", "gap", "migrated")  # fmt: skip
-MB = 2**20
 STATE_NODE_LIMIT = 1  # the rollout that makes later states: one node per stage
 
 
 class ScipStage1:
-    """The stage-1 model (the matrix HiGHS gets) solved by SCIP; bound = SCIP's dual bound
-    lowered as the project lowers HiGHS's. The matrix is scaled first (objective in MB, each
+    """The stage-1 model solved by SCIP; bound = SCIP's dual bound lowered as the project
+    lowers HiGHS's. It gets the scaled matrix of ``--backend scaled`` (objective in MB, each
     capacity row divided by its capacity): on the raw rows (coefficients near 1e9 Hz) SCIP's
     dual bound stayed at the trivial value for the whole 10 s at (280, 8)."""
 
@@ -65,28 +64,27 @@ class ScipStage1:
         from pyscipopt import Model, quicksum
 
         problem = step_problem(inst)
-        m = step_matrix(problem)
+        scaled = ScaledBackend()  # the matrix --backend scaled gives HiGHS
+        m, unit = scaled.arrays(problem), scaled.STAGE1_UNIT
         model = Model()
         model.hideOutput()
         model.setParam("limits/time", self.time_limit_s)
         model.setParam("limits/gap", 0.0)
         model.setParam("randomization/randomseedshift", self.seed)
-        x = [model.addVar(vtype="B", obj=float(c) / MB) for c in m["col_cost"]]
+        x = [model.addVar(vtype="B", obj=float(c)) for c in m["col_cost"]]
         start, index, value = m["a_start"], m["a_index"], m["a_value"]
         for r, upper in enumerate(m["row_upper"]):
             cols = range(start[r], start[r + 1])
-            scale = 1.0 / float(upper) if r >= m["n_c1"] else 1.0
-            row = quicksum(float(value[j] * scale) * x[index[j]] for j in cols)
-            model.addCons(row <= float(upper * scale))
+            model.addCons(quicksum(float(value[j]) * x[index[j]] for j in cols) <= float(upper))
         model.optimize()
-        offset = m["offset"]
         if model.getNSols() > 0:
             chosen = np.array([model.getVal(v) > 0.5 for v in x], dtype=bool)
         else:
             chosen = np.zeros(problem.n_pairs, dtype=bool)
         # No repair: the simulator judges the action as it is (an ES that SCIP's tolerance
         # overfilled rejects users, and the judged cloud load shows it).
-        bound = offset + model.getDualbound() * MB - BOUND_SAFETY_REL * problem.total_load_bytes
+        bound = (m["offset"] + model.getDualbound()) * unit
+        bound -= BOUND_SAFETY_REL * problem.total_load_bytes
         status = "optimal" if model.getStatus() == "optimal" else "time_limit"
         action = action_from_assignment(inst, problem.pairs, chosen)
         return Decision(action=action, status=status, bound_bytes=max(bound, 0.0), info={})

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from dtasm_opt.core.limits import MAX_NODE_LIMIT, MAX_THREADS
-from dtasm_opt.core.method import SECOND_STAGES, MethodSettings
+from dtasm_opt.core.method import MILP_BACKENDS, SECOND_STAGES, MethodSettings
 from dtasm_opt.errors import InputError
 
 EXIT_OK = 0
@@ -152,7 +152,7 @@ def add_solver_options(p: argparse.ArgumentParser, *, time_limit_default: float 
     )
     p.add_argument(
         "--backend",
-        choices=("direct", "pyomo", "scaled"),
+        choices=MILP_BACKENDS,
         default=None,
         help="milp: how HiGHS is fed (scaled: the direct matrix in MB and capacity units)",
     )

@@ -18,6 +18,8 @@ from dtasm_opt.core.options import option
 from dtasm_opt.core.solution import Decision
 
 SECOND_STAGES = ("migrations", "downtime", "none")  # exact solvers' tie-breaks (§3)
+# How milp feeds HiGHS (solvers/exact/milp.BACKENDS maps each name to its class).
+MILP_BACKENDS = ("direct", "pyomo", "scaled")
 
 
 @dataclass(frozen=True)

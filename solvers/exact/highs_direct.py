@@ -152,3 +152,8 @@ class ScaledBackend(DirectBackend):
 def solve_direct(inst: Instance, options: SolveOptions | None = None) -> Decision:
     """Solve one step with HiGHS on the directly built matrix."""
     return solve_step(inst, DirectBackend(), options or SolveOptions())
+
+
+def solve_scaled(inst: Instance, options: SolveOptions | None = None) -> Decision:
+    """Solve one step with HiGHS on the scaled matrix (:class:`ScaledBackend`)."""
+    return solve_step(inst, ScaledBackend(), options or SolveOptions())

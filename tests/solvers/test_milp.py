@@ -18,7 +18,7 @@ from dtasm_opt.core.solution import judge
 from dtasm_opt.errors import InputError
 from dtasm_opt.models.step_milp import build_step_model, write_model
 from dtasm_opt.models.step_problem import step_problem
-from dtasm_opt.solvers.exact.highs_direct import ScaledBackend, solve_direct
+from dtasm_opt.solvers.exact.highs_direct import solve_direct, solve_scaled
 from dtasm_opt.solvers.exact.highs_pyomo import solve_pyomo
 from dtasm_opt.solvers.exact.highs_runtime import solver_output
 from dtasm_opt.solvers.exact.milp import make_milp
@@ -86,10 +86,6 @@ def test_contract_optimum(path: Path) -> None:
 
 
 # ---- Pyomo vs direct ----------------------------------------------------------------------
-
-
-def solve_scaled(inst: Instance, options: SolveOptions | None = None):
-    return solve_step(inst, ScaledBackend(), options or SolveOptions())
 
 
 @pytest.mark.parametrize("seed", range(30))
@@ -325,3 +321,12 @@ def test_a_highs_run_started_elsewhere_does_not_break_the_next_solve() -> None:
     inst = generate_instance(Scenario(users=30, servers=3), seed=4)
     d = solve_direct(inst, SolveOptions(time_limit_s=10.0))
     assert d.status == "optimal"
+
+
+def test_every_backend_the_cli_offers_exists() -> None:
+    """The CLI's --backend choices (core) and the classes milp builds are one list."""
+    from dtasm_opt.core.method import MILP_BACKENDS
+    from dtasm_opt.solvers.exact.milp import BACKENDS, backend_class
+
+    assert set(BACKENDS) == set(MILP_BACKENDS)
+    assert all(backend_class(name) for name in MILP_BACKENDS)

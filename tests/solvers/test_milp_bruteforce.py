@@ -21,13 +21,9 @@ from dtasm_opt.core import simulator
 from dtasm_opt.core.generator import Scenario, generate_stream
 from dtasm_opt.core.instance import Instance
 from dtasm_opt.models.step_problem import step_problem
-from dtasm_opt.solvers.exact.highs_direct import ScaledBackend, solve_direct
+from dtasm_opt.solvers.exact.highs_direct import solve_direct, solve_scaled
 from dtasm_opt.solvers.exact.highs_pyomo import solve_pyomo
-from dtasm_opt.solvers.exact.milp_driver import SolveOptions, solve_step
-
-
-def solve_scaled(inst: Instance, options: SolveOptions):
-    return solve_step(inst, ScaledBackend(), options)
+from dtasm_opt.solvers.exact.milp_driver import SolveOptions
 
 
 def tiny_instance(seed: int, users: int, servers: int, overloaded: bool) -> Instance:
