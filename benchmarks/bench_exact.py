@@ -33,11 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dtasm_opt.core import files, simulator
-from dtasm_opt.core.generator import Scenario, generate_stream
+from dtasm_opt.core import files
+from dtasm_opt.core.generator import Scenario
 from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.solution import Decision, judge
+from dtasm_opt.experiments.states import rollout_state
 from dtasm_opt.models.pairs import action_from_assignment
 from dtasm_opt.models.step_problem import step_problem
 from dtasm_opt.solvers import registry
@@ -46,7 +47,6 @@ from dtasm_opt.solvers.exact.milp_driver import BOUND_SAFETY_REL
 
 COLUMNS = ("size", "seed", "step", "solver", "second_stage", "time_limit_s", "status",
            "time_s", "cloud_load_bytes", "bound_bytes", "gap", "migrated")  # fmt: skip
-STATE_NODE_LIMIT = 1  # the rollout that makes later states: one node per stage
 
 
 class ScipStage1:
@@ -102,17 +102,12 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def state(users: int, servers: int, seed: int, step: int, cache: Path) -> Instance:
-    """Step ``step`` of seed ``seed``'s stream, reached by MILP-greedy (cached on disk)."""
+    """Step ``step`` of seed ``seed``'s stream, reached by MILP-greedy (cached on disk): the
+    states of ``generate --set --at-step``, made by the same function."""
     path = cache / f"u{users}-h{servers}-s{seed}-t{step}.json.gz"
     if path.exists():
         return files.read_instance(path)
-    stream = generate_stream(Scenario(users=users, servers=servers), seed, steps=step + 1)
-    policy = registry.make_method("milp", MethodSettings(seed=seed, node_limit=STATE_NODE_LIMIT))
-    server = None
-    for t in range(step):
-        inst = stream.instance(t, server)
-        server = simulator.apply(inst, policy.decide(inst, t).action).final_server
-    inst = stream.instance(step, server)
+    inst = rollout_state(Scenario(users=users, servers=servers), seed, step)
     cache.mkdir(parents=True, exist_ok=True)
     files.write_json(path, inst.to_dict())
     return inst

@@ -3,6 +3,8 @@
     python -m dtasm_opt.generate --users 200 --servers 8 --seed 1 --out inst.json
     python -m dtasm_opt.generate --users 200 --servers 8 --seed 1 --steps 500 --out s.json.gz
     python -m dtasm_opt.generate --users 300 --servers 8 --seed 1 --set sets/u300-h8 --count 10
+    python -m dtasm_opt.generate --users 280 --servers 8 --seed 1 --set sets/u280-h8-t20 \
+        --at-step 20 --count 10
 
 A ``.json.gz`` name is written gzip-compressed. The file is written atomically, so a refused or
 interrupted run leaves no partial output.
@@ -27,7 +29,7 @@ from dtasm_opt.core.limits import (
 )
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.errors import InputError
-from dtasm_opt.experiments.instance_set import write_set
+from dtasm_opt.experiments.instance_set import MAX_AT_STEP, write_set
 from dtasm_opt.solvers.registry import REFERENCE, policies
 
 PROG = "python -m dtasm_opt.generate"
@@ -75,6 +77,14 @@ def build_parser() -> cli.Parser:
     )
     s = p.add_argument_group("benchmark sets (--set)")
     s.add_argument("--count", type=cli.count(1, MAX_COUNT), default=10, help="instances in the set")
+    s.add_argument(
+        "--at-step",
+        type=cli.count(0, MAX_AT_STEP),
+        default=0,
+        metavar="T",
+        help="each instance is the state at step T of a MILP-greedy rollout on its seed's stream "
+        "(1 HiGHS node per stage: the same state on every machine); 0 is the stream's first step",
+    )
     s.add_argument("--method", choices=policies(exact=True), default=REFERENCE, help="exact solver")
     s.add_argument(
         "--time-limit", type=cli.real(0.0, strict=True), default=60.0, help="s per instance"
@@ -130,6 +140,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.set is not None:
         if args.steps is not None:
             raise InputError("--steps: a benchmark set holds instances, not streams")
+    elif args.at_step:
+        raise InputError("--at-step: only for a benchmark set (--set DIR)")
+    if args.set is not None:
         settings = MethodSettings(
             seed=args.seed,
             time_limit_s=args.time_limit,
@@ -147,6 +160,7 @@ def _main(argv: Sequence[str] | None) -> int:
                 name=args.name,
                 method=args.method,
                 settings=settings,
+                at_step=args.at_step,
                 on_instance=None if bar is None else reporter(bar),
             )
         finally:

@@ -46,3 +46,26 @@ def test_solvers_agree_on_proven_optima_and_a_rerun_solves_nothing(tmp_path, cap
     assert "optimal in" not in capsys.readouterr().err
     assert out.read_text().count("\n") == len(rows) + 1
     assert (tmp_path / "b.states").is_dir()  # the later states, cached
+
+
+def test_its_later_states_are_the_benchmark_sets_instances(tmp_path):
+    """bench_exact's state (size, seed, step) is instance seed - seed0 of a set made with
+    ``--at-step step``: the benchmark's rows time the solvers on a set's very instances."""
+    from dtasm_opt.core import files
+    from dtasm_opt.core.generator import Scenario
+    from dtasm_opt.core.method import MethodSettings
+    from dtasm_opt.experiments.instance_set import write_set
+
+    bench = load_bench()
+    manifest = write_set(
+        tmp_path / "set",
+        Scenario(users=30, servers=2),
+        4,
+        2,
+        settings=MethodSettings(time_limit_s=10, node_limit=1),
+        at_step=3,
+    )
+    for entry in manifest["instances"]:
+        inst = files.read_instance(tmp_path / "set" / entry["file"])
+        state = bench.state(30, 2, entry["seed"], entry["step"], tmp_path / "cache")
+        assert state.to_dict() | {"name": inst.name} == inst.to_dict()

@@ -1,7 +1,9 @@
 """Benchmark instance sets with reference values, the way MIPLIB ships them.
 
 :func:`write_set` generates N instances of one family (a :class:`Scenario`, seeds seed0 ..
-seed0 + N - 1), solves each with an exact method of the registry, checks the solution
+seed0 + N - 1, and the step: step 0 of each seed's stream, or with ``at_step`` T the state
+that MILP-greedy reaches at step T, :func:`~dtasm_opt.experiments.states.rollout_state`),
+solves each with an exact method of the registry, checks the solution
 independently (:func:`dtasm_opt.core.verify.verify`) and records per instance the objective
 (the simulator's cloud load of the returned action), the proven bound, the status, the solve
 time and the solver with its version in ``manifest.json``. The manifest is rewritten
@@ -19,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 from dtasm_opt.core import files
-from dtasm_opt.core.generator import Scenario, generate_instance
+from dtasm_opt.core.generator import Scenario
 from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.limits import MAX_COUNT, check_at_most
 from dtasm_opt.core.locks import OutputLock
@@ -27,9 +29,13 @@ from dtasm_opt.core.method import Method, MethodSettings
 from dtasm_opt.core.solution import Solution, judge
 from dtasm_opt.core.verify import verify
 from dtasm_opt.errors import InputError
+from dtasm_opt.experiments.states import rollout_state
 from dtasm_opt.solvers import registry
 
 SET_FORMAT = "dtasm-set/1"
+# A set's states come from a rollout of this many steps per instance at most: at (1000, 16)
+# each step of it takes about a second.
+MAX_AT_STEP = 10_000
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a family name: no path, no dot first
 MANIFEST = "manifest.json"
 
@@ -41,9 +47,11 @@ def _version(package: str | None) -> str | None:
         return None
 
 
-def _family(scenario: Scenario, seed0: int, name: str) -> dict:
-    # The count is not part of the family: a larger --count extends the set.
-    return {"name": name, "seed0": seed0, **asdict(scenario)}
+def _family(scenario: Scenario, seed0: int, name: str, at_step: int) -> dict:
+    # The count is not part of the family: a larger --count extends the set. at_step is
+    # written only when > 0, so that a step-0 set written before it existed still resumes.
+    family = {"name": name, "seed0": seed0, **asdict(scenario)}
+    return family | ({"at_step": at_step} if at_step else {})
 
 
 def _with_defaults(described: object) -> object:
@@ -94,6 +102,7 @@ def solve_reference(inst: Instance, solver: Method, described: dict) -> tuple[So
         "file": f"{inst.name}.json.gz",
         "solution": f"{inst.name}.solution.json",
         "seed": inst.meta.get("seed"),
+        "step": inst.meta.get("step", 0),
         "objective_bytes": sol.cloud_load_bytes,
         "bound_bytes": sol.bound_bytes,
         "gap": sol.gap,
@@ -114,14 +123,19 @@ def write_set(
     name: str | None = None,
     method: str = registry.REFERENCE,
     settings: MethodSettings | None = None,
+    at_step: int = 0,
     on_instance: Callable[[int, int, dict, float], None] | None = None,
 ) -> dict:
     """Generate, solve and record ``count`` instances in ``folder``; returns the manifest.
-    ``on_instance(done, count, entry, seconds)`` reports each new instance."""
+    ``at_step`` T > 0 takes each seed's state at step T of a MILP-greedy rollout instead of
+    step 0. ``on_instance(done, count, entry, seconds)`` reports each new instance."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"--set: {folder} exists and is not a folder")
     check_at_most(count, MAX_COUNT, "--count")
+    check_at_most(at_step, MAX_AT_STEP, "--at-step")
+    if int(at_step) != at_step or at_step < 0:
+        raise InputError(f"--at-step: {at_step} is invalid, must be an integer >= 0")
     settings = settings or MethodSettings(seed=seed0, time_limit_s=60.0)
     solver, described = reference_solver(method, settings)
     family_name = name or f"u{scenario.users}-h{scenario.servers}"
@@ -132,30 +146,29 @@ def write_set(
         )
     folder.mkdir(parents=True, exist_ok=True)
     with OutputLock(folder, folder=True):
-        return _write_set_locked(
-            folder, scenario, seed0, count, family_name, solver, described, on_instance
-        )
+        family = _family(scenario, seed0, family_name, int(at_step))
+        return _write_set_locked(folder, family, scenario, count, solver, described, on_instance)
 
 
 def _write_set_locked(
     folder: Path,
+    family: dict,
     scenario: Scenario,
-    seed0: int,
     count: int,
-    family_name: str,
     solver: Method,
     described: dict,
     on_instance: Callable[[int, int, dict, float], None] | None,
 ) -> dict:
     path = folder / MANIFEST
-    manifest = _load_manifest(path, _family(scenario, seed0, family_name), described)
+    manifest = _load_manifest(path, family, described)
     done = {entry["name"] for entry in manifest["instances"]}
     for i in range(count):
-        inst_name = f"{family_name}-{i:03d}"
+        inst_name = f"{family['name']}-{i:03d}"
         if inst_name in done:
             continue
         start = time.perf_counter()
-        inst = generate_instance(scenario, seed0 + i, name=inst_name)
+        seed = family["seed0"] + i
+        inst = rollout_state(scenario, seed, family.get("at_step", 0), name=inst_name)
         sol, entry = solve_reference(inst, solver, described)
         files.write_json(folder / entry["file"], inst.to_dict())
         files.write_json(folder / entry["solution"], sol.to_dict())

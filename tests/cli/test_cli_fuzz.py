@@ -53,6 +53,7 @@ def commands(p: dict[str, str]) -> dict:
                 "--apps": COUNT,
                 "--mobility": CHOICE,
                 "--out": [f"{out}/nodir/x.json", out],
+                "--at-step": ["-1", "x", "1.5", "1"],  # "1": only with --set
             },
         ),
         "solve": (
