@@ -137,12 +137,11 @@ def reporter(bar: cli.ProgressBar):
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     cli.apply_output_options(args)
+    if args.set is None and args.at_step:
+        raise InputError("--at-step: only for a benchmark set (--set DIR)")
     if args.set is not None:
         if args.steps is not None:
             raise InputError("--steps: a benchmark set holds instances, not streams")
-    elif args.at_step:
-        raise InputError("--at-step: only for a benchmark set (--set DIR)")
-    if args.set is not None:
         settings = MethodSettings(
             seed=args.seed,
             time_limit_s=args.time_limit,

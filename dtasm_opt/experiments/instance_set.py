@@ -33,8 +33,8 @@ from dtasm_opt.experiments.states import rollout_state
 from dtasm_opt.solvers import registry
 
 SET_FORMAT = "dtasm-set/1"
-# A set's states come from a rollout of this many steps per instance at most: at (1000, 16)
-# each step of it takes about a second.
+# A set's states come from a rollout of at most this many steps per instance (each step
+# solves two MILP roots: up to half a minute at (1000, 16)).
 MAX_AT_STEP = 10_000
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a family name: no path, no dot first
 MANIFEST = "manifest.json"
