@@ -138,10 +138,10 @@ def done_keys(path: Path) -> set[tuple]:
         }
 
 
-def append_row(path: Path, row: dict) -> None:
+def append_row(path: Path, row: dict, columns: tuple[str, ...] = COLUMNS) -> None:
     new = not path.exists() or path.stat().st_size == 0
     with open(path, "a", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS)
+        w = csv.DictWriter(fh, fieldnames=columns)
         if new:
             w.writeheader()
         w.writerow(row)

@@ -111,6 +111,16 @@ _ENTRIES = (
         package="ortools",
     ),
     MethodInfo(
+        "lagrangian",
+        "dtasm_opt.solvers.exact.engine:make_lagrangian",
+        "MILP-greedy (certified)",
+        colour="#800000",
+        marker="X",
+        exact=True,
+        settings=MILP_SETTINGS,
+        package="highspy",
+    ),
+    MethodInfo(
         "td3",
         "dtasm_opt.solvers.td3.policy:make_td3",
         "TD3",

@@ -4,7 +4,8 @@ From the physics alone (not the simulator's rules): every user placed on an ES i
 there (downtime (3) <= xi unless it stayed put, dc < tau, Prc <= P: C2, C3), every ES's
 admitted users fit (fsum of Prc <= P: C4), and the reported cloud load and counters match
 what the final servers imply. Then the action is implemented in the simulator, whose final
-servers must be the reported ones (docs/design.md §3).
+servers must be the reported ones (docs/design.md §3). A Lagrangian certificate of optimality,
+when the solution carries one, is recomputed from its multipliers (:mod:`.certificate`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 
 import numpy as np
 
-from dtasm_opt.core import simulator
+from dtasm_opt.core import certificate, simulator
 from dtasm_opt.core.checks import as_array, index_range
 from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.physics import load_bits, target_physics
@@ -98,6 +99,8 @@ def verify(inst: Instance, doc: object, rtol: float = 1e-9) -> list[str]:
             problems.append(f"bound_bytes: {bound!r} is not a finite number (or null)")
         elif bound > load * (1 + rtol) + 1e-6:
             problems.append(f"bound_bytes: {bound!r} exceeds the solution's cloud load {load!r}")
+    migrated = int(np.count_nonzero(final != inst.users.server))
+    problems += certificate.check(inst, doc, final, load, migrated)
     gap = doc.get("gap")
     if gap is not None and (not _is_number(gap) or not 0 <= gap <= 1 or not math.isfinite(gap)):
         problems.append(f"gap: {gap!r} is not a number in [0, 1] (or null)")

@@ -91,6 +91,13 @@ class DirectBackend:
         h.changeObjectiveOffset(float(cloud_cost.sum()))
         self.objective_unit = 1.0
 
+    def forbid(self, pairs: np.ndarray, forbidden: bool = True) -> None:
+        """Fix the columns of ``pairs`` to 0 (or free them again to [0, 1]): the Lagrangian
+        engine's reduced-cost fixing."""
+        idx = np.asarray(pairs, dtype=np.int32)
+        upper = np.zeros(idx.size) if forbidden else np.ones(idx.size)
+        self.highs.changeColsBounds(idx.size, idx, np.zeros(idx.size), upper)
+
     def solve(self, highs_options: dict, start: np.ndarray | None) -> StageRun:
         h = self.highs
         h.clearSolver()  # no solution of a previous run (or a previous start) carries over

@@ -212,7 +212,7 @@ def solve_step(inst: Instance, backend: Backend, options: SolveOptions) -> Decis
         and (options.gap == 0.0 or (run1.mip_gap is not None and run1.mip_gap <= TIE_REL))
     )
 
-    chosen, stage2 = _second_stage(problem, backend, options, chosen)
+    chosen, stage2 = second_stage(problem, backend, options, chosen)
     info.update(stage2)
     final_load = problem.cloud_load_bytes(chosen)
     info["cloud_load_bytes"] = final_load
@@ -244,7 +244,7 @@ def _safe_bound(problem: StepProblem, dual_bound: float | None, incumbent: float
     return min(max(safe, forced), incumbent)
 
 
-def _second_stage(
+def second_stage(
     problem: StepProblem,
     backend: Backend,
     options: SolveOptions,

@@ -177,3 +177,27 @@ def test_bad_work_limits_exit_2(instance_file, capsys, flags):
     assert rc == 2 and out == ""
     assert err.startswith("usage:") or err.startswith("error:")
     assert flags[0] in err
+
+
+def test_lagrangian_solution_and_its_certificate_pass_verify(instance_file, tmp_path, capsys):
+    """The README's pair: solve --method lagrangian --out, then verify (certificate included);
+    a certificate whose bound is raised makes verify exit 1 and name it."""
+    from dtasm_opt.verify import main as verify_main
+
+    out = tmp_path / "sol.json"
+    rc, _, err = solve(capsys, instance_file, "--method", "lagrangian", "--time-limit", "30",
+                       "--out", out)  # fmt: skip
+    assert rc == 0, err
+    doc = json.loads(out.read_text())
+    check_solution(doc, files.read_instance(instance_file))
+    assert doc["status"] == "optimal"
+    assert doc["info"]["certificate"]["format"] == "dtasm-certificate/1"
+    assert verify_main([str(instance_file), str(out)]) == 0
+    cert = doc["info"]["certificate"]
+    part, key = ("migrations", "bound") if "migrations" in cert else ("load", "bound_bytes")
+    cert[part][key] += 1e6
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    capsys.readouterr()
+    assert verify_main([str(instance_file), str(bad)]) == 1
+    assert f"info.certificate.{part}" in capsys.readouterr().out

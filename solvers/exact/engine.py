@@ -1,0 +1,198 @@
+"""The ``lagrangian`` method: MILP-greedy whose optima come with a checkable certificate.
+
+Stage 1 (least cloud load) and HiGHS's run of the tie-break (fewest migrations among plans
+serving stage 1's users) are ``milp``'s (:mod:`.milp`), with the same settings and work
+limits. Then the engine proves what it can with a Lagrangian bound (:mod:`.lagrangian`: one
+knapsack per ES, subgradient ascent from the LP duals, at most ``ASCENT_ROUNDS`` knapsack
+rounds). Migrations are integers, so ceil(bound) >= the incumbent proves it; where HiGHS
+stopped at its limit this upgrades the tie-break to proven, and where the bound is one
+migration short, reduced-cost fixing leaves HiGHS a small problem that settles it.
+
+Every proof comes with the multipliers in ``Decision.info["certificate"]``
+(``dtasm-certificate/1``), from which ``verify`` recomputes the bound with its own knapsacks
+(:mod:`dtasm_opt.core.certificate`):
+
+- ``load``: when every user with an admissible pair is served, lam[u] = -load[u] proves
+  that no plan leaves less in the cloud. When the ESs are overloaded the Lagrangian bound
+  stays below the optimum (the duality gap of this generalized assignment problem), so the
+  load stage is HiGHS's, proven or not, and carries no certificate.
+- ``migrations``: the ascent's multipliers, whenever they prove the tie-break. A proof by
+  fixing (the bound one short, HiGHS finding nothing better in what fixing leaves) has none.
+
+What it does not do yet (issue 9): branch on the Lagrangian bound, so an overloaded load
+stage is proven no further than HiGHS proves it, and a fixing proof has no certificate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from dtasm_opt.core.certificate import CERTIFICATE_FORMAT
+from dtasm_opt.core.instance import Instance
+from dtasm_opt.core.method import MethodSettings
+from dtasm_opt.core.solution import Decision
+from dtasm_opt.models.pairs import action_from_assignment
+from dtasm_opt.models.step_problem import StepProblem
+from dtasm_opt.solvers.exact.grid_knapsack import GRID_HZ
+from dtasm_opt.solvers.exact.lagrangian import (
+    ascend,
+    load_dual,
+    lp_multipliers,
+    migrations_dual,
+)
+from dtasm_opt.solvers.exact.milp import MilpGreedy, backend_class, make_milp
+from dtasm_opt.solvers.exact.milp_driver import second_stage, solve_step
+
+# Knapsack rounds of the ascent, a work limit (the same answer on every run): the later states
+# at U = 200 that it certified needed 0-59 (README, "The Lagrangian engine").
+ASCENT_ROUNDS = 200
+# HiGHS's node budget on the problem that reduced-cost fixing leaves (a work limit of its own:
+# that problem is small, and a method run at --node-limit 1 would otherwise stop at its root).
+FIXED_SEARCH_NODES = 10_000
+
+
+@dataclass
+class LagrangianEngine:
+    """MILP-greedy with its own tie-break and certificates (see the module's docstring)."""
+
+    milp: MilpGreedy
+    name: str = "lagrangian"
+    rounds: int = ASCENT_ROUNDS
+
+    def decide(self, inst: Instance, step: int) -> Decision:
+        options = self.milp.options
+        backend = backend_class(self.milp.backend)()
+        first = solve_step(inst, backend, replace(options, second_stage="none"))
+        info = dict(first.info)
+        if "stage2_status" in info and info["stage2_status"] == "none":
+            del info["stage2_status"]
+        if not hasattr(backend, "problem"):  # no admissible pair: solve_step built nothing
+            return Decision(
+                first.action, first.status, first.bound_bytes, info | {"stage2_status": "skipped"}
+            )
+        problem: StepProblem = backend.problem
+        p = problem.pairs
+        chosen = first.action[p.user] == p.server
+        cert: dict = {"format": CERTIFICATE_FORMAT, "grid_hz": GRID_HZ}
+        status, bound_bytes = first.status, first.bound_bytes
+        load = _load_certificate(problem, chosen)
+        if load is not None:
+            cert["load"] = load
+            if status != "optimal":
+                # All that can be served is served: optimal whatever HiGHS's limit said.
+                status, bound_bytes = "optimal", load["bound_bytes"]
+                info["proof"] = "certificate"
+        if options.second_stage == "migrations":
+            chosen, migrations = self._tie_break(problem, backend, chosen, info)
+            if migrations is not None:
+                cert["migrations"] = migrations
+        elif options.second_stage != "none":
+            chosen, out = second_stage(problem, backend, options, chosen)
+            info.update(out)
+        if len(cert) > 2:
+            info["certificate"] = cert
+        action = action_from_assignment(inst, p, chosen)
+        return Decision(action=action, status=status, bound_bytes=bound_bytes, info=info)
+
+    def _tie_break(
+        self, problem: StepProblem, backend, chosen: np.ndarray, info: dict
+    ) -> tuple[np.ndarray, dict | None]:
+        """Fewest migrations among plans serving ``chosen``'s users; the certificate or None.
+
+        1. The floor (everyone pays its cheapest pair) may already prove stage 1's plan.
+        2. HiGHS's stage 2 with the method's limits (exactly ``milp``'s), incumbent z.
+        3. The ascent from the LP duals tries to prove z: the certificate.
+        4. If HiGHS stopped at its limit and the bound proves z - 1 but not z, only a plan of
+           exactly z - 1 migrations can beat z: every pair whose forced bound reaches z is
+           fixed to 0 (reduced-cost fixing) and HiGHS searches what is left, usually a small
+           problem. A plan of z - 1 is then proven by the same multipliers; none (infeasible,
+           or an optimum >= z) proves z by the fixing and HiGHS together (no certificate).
+        """
+        options = self.milp.options
+        dual = migrations_dual(problem, problem.served(chosen))
+        lam = _floor_multipliers(problem, dual.rows)
+        bound, _ = dual.evaluate(lam)
+        start = time.perf_counter()
+        highs_s, nodes, rounds, certify_s, proof = 0.0, 0, 0, 0.0, None
+        if not dual.proves(bound, dual.value(chosen)):
+            chosen, out = second_stage(problem, backend, options, chosen)
+            info.update(out)
+            highs_s, nodes = out.get("stage2_s", 0.0), out.get("stage2_nodes", 0)
+            t0 = time.perf_counter()
+            result = ascend(dual, lp_multipliers(dual), chosen, self.rounds)
+            certify_s, rounds = time.perf_counter() - t0, result.iterations
+            if result.incumbent < dual.value(chosen):
+                chosen = result.plan
+            if result.bound > bound:
+                bound, lam = result.bound, result.multipliers
+        value = dual.value(chosen)
+        if (
+            info.get("stage2_status", "optimal") != "optimal"
+            and not dual.proves(bound, value)
+            and dual.proves(bound, value - 1)
+            and hasattr(backend, "forbid")
+        ):
+            _, penalty = dual.penalties(lam)
+            fixed = dual.pair_ids[dual.proves_each(bound + penalty, value)]
+            info["fixed_pairs"] = int(fixed.size)
+            backend.forbid(fixed)
+            try:
+                search = replace(options, node_limit=FIXED_SEARCH_NODES)
+                new, out = second_stage(problem, backend, search, chosen)
+            finally:
+                backend.forbid(fixed, forbidden=False)
+            highs_s += out.get("stage2_s", 0.0)
+            nodes += out.get("stage2_nodes", 0)
+            info["fixed_search_status"] = out.get("stage2_status")
+            if dual.value(new) < value:
+                chosen, value = new, dual.value(new)  # z - 1: the bound proves it
+            elif out.get("stage2_status") in ("optimal", "infeasible"):
+                proof = "fixing"  # no plan of z - 1 exists: z is optimal
+        info.update(
+            stage2_objective=value,
+            stage2_s=highs_s,
+            stage2_nodes=nodes,
+            lagrangian_rounds=rounds,
+            lagrangian_bound=bound,
+            lagrangian_s=certify_s,
+            tie_break_s=time.perf_counter() - start,
+        )
+        certified = dual.proves(bound, value)
+        if info.get("stage2_status", "optimal") == "optimal":
+            info["stage2_proof"] = "highs"
+        elif certified or proof is not None:
+            info["stage2_highs_status"] = info["stage2_status"]
+            info["stage2_proof"] = "certificate" if certified else "fixing"
+        if certified or proof is not None:
+            info["stage2_status"] = "optimal"
+            info["stage2_bound"] = value
+        if not certified:
+            return chosen, None
+        return chosen, {"multipliers": lam.tolist(), "bound": bound, "proves_optimal": True}
+
+
+def _load_certificate(problem: StepProblem, chosen: np.ndarray) -> dict | None:
+    """lam = -load proves a plan that serves every user with a pair (L = the forced load)."""
+    dual = load_dual(problem)
+    if not np.array_equal(problem.served(chosen), dual.rows):
+        return None
+    lam = np.where(dual.rows, -problem.load_bytes, 0.0)
+    bound, _ = dual.evaluate(lam)
+    return {"multipliers": lam.tolist(), "bound_bytes": bound, "proves_optimal": True}
+
+
+def _floor_multipliers(problem: StepProblem, served: np.ndarray) -> np.ndarray:
+    """lam[u] = u's cheapest pair: L = every served user pays its cheapest move (milp's
+    stage-2 floor), which already proves a plan that keeps everyone it can at home."""
+    pair_cost, _ = problem.second_stage_costs("migrations")
+    cheapest = np.full(problem.n_users, np.inf)
+    np.minimum.at(cheapest, problem.pairs.user, pair_cost)
+    return np.where(served & np.isfinite(cheapest), cheapest, 0.0)
+
+
+def make_lagrangian(name: str, settings: MethodSettings) -> LagrangianEngine:
+    """The ``lagrangian`` method: ``milp``'s settings (limits, backend, tie-break)."""
+    return LagrangianEngine(milp=make_milp(name, settings), name=name)

@@ -1,0 +1,331 @@
+"""The Lagrangian bound of one stage of the per-step problem: one knapsack per ES.
+
+Both stages of :mod:`dtasm_opt.models.step_problem` read
+
+    min  const + sum_k cost[k] x[k]
+    s.t. sum_h x[u, h] (= or <=) 1 for every user u with a row,  sum_u Prc[u, h] x[u, h] <= P[h],
+
+stage 1 with cost[k] = -load[u] and "<= 1" (const = the total load: the objective is the
+cloud load), the migrations stage with cost[k] = 1 if the pair moves the user, "= 1" for
+stage 1's served users and const = the users of an ES that stage 1 leaves in the cloud.
+Relaxing the user rows with multipliers lam (free for "=", <= 0 for "<=") splits the rest
+into one knapsack per ES:
+
+    L(lam) = const + sum_u lam[u] - sum_h max{ sum_k (lam[u] - cost[k]) x[k] : x fits ES h },
+
+a lower bound on the stage's optimum for every lam (the Dantzig-Wolfe bound at the best lam).
+Each knapsack is solved as an upper bound on a 1 MHz grid (:mod:`.grid_knapsack`), so every
+L(lam) computed here is a valid lower bound. The migrations stage has integer values, so
+ceil(L) proves an incumbent optimal as soon as ceil(L) reaches it: on later states at
+U = 200 the bound reaches the optimum where HiGHS's LP bound is 3-4 migrations below it.
+
+The multipliers are the certificate: :mod:`dtasm_opt.core.certificate` recomputes L from
+them with its own knapsacks (docs/design.md §3, the step's exact optimum).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+
+from dtasm_opt.models.step_problem import StepProblem
+from dtasm_opt.solvers.exact.grid_knapsack import GRID_HZ, best_subset, capacity_units, floor_units
+
+# A bound this close above an integer still proves that integer (float sums of multipliers
+# carry an error of order 1e-13; the certificate check allows the same).
+INTEGER_SLACK = 1e-6
+# An integral stage's Polyak steps aim this far above the floor of the best bound: aiming at
+# the next integer (1.0) stalls just below it (9.98 where 10.001 proves the optimum of 11),
+# 1.5 crosses it on later states at U = 200.
+AIM = 1.5
+# Each step moves along the subgradient plus this share of the previous direction (a
+# deflected subgradient) and halves after PATIENCE steps without a better bound. On five later
+# states at U = 200, (0.5, 15) needed 381 knapsack rounds in all, (0, 30) 474.
+DEFLECT = 0.5
+PATIENCE = 15
+# The ascent gives up once the step has halved below this (about 7 halvings, some 100 rounds
+# without a better bound): an incumbent the bound cannot reach is then likely not optimal,
+# and the engine's next HiGHS run looks for a better one.
+MIN_STEP = 1e-2
+
+
+@dataclass(frozen=True, eq=False)
+class StageDual:
+    """The numbers of one stage's Lagrangian: which pairs, their costs, the row type."""
+
+    problem: StepProblem
+    pair_ids: np.ndarray  # (K',) the stage's pairs (stage 2: only the served users')
+    cost: np.ndarray  # (K',) cost[k] of each of those pairs
+    const: float
+    rows: np.ndarray  # (U,) bool: the user has a relaxed row
+    equality: bool  # rows are "= 1" (else "<= 1": multipliers <= 0)
+    integral: bool  # every plan's objective is an integer (ceil proves)
+    grid_hz: float = GRID_HZ
+
+    def __post_init__(self) -> None:
+        p = self.problem.pairs
+        server = p.server[self.pair_ids]
+        per_es = [np.flatnonzero(server == h) for h in range(self.problem.n_servers)]
+        units = floor_units(p.required_hz[self.pair_ids], self.grid_hz)
+        caps = [capacity_units(float(c), self.grid_hz) for c in self.problem.capacity_hz]
+        object.__setattr__(self, "_per_es", per_es)
+        object.__setattr__(self, "_units", units)
+        object.__setattr__(self, "_caps", caps)
+        object.__setattr__(self, "_user", p.user[self.pair_ids])
+
+    def evaluate(self, lam: np.ndarray) -> tuple[float, np.ndarray]:
+        """(L(lam), the knapsacks' picks as a mask over ``pair_ids``), lam of shape (U,)."""
+        bound, picked, _ = self._solve(lam, penalties=False)
+        return bound, picked
+
+    def penalties(self, lam: np.ndarray) -> tuple[float, np.ndarray]:
+        """(L(lam), a lower bound on how much L rises when each pair is forced in): forcing
+        pair k onto ES h leaves at most value[k] + table_h[cap - units[k]] to that knapsack
+        (taking it away from the user's other ESs only lowers theirs)."""
+        bound, _, penalty = self._solve(lam, penalties=True)
+        return bound, penalty
+
+    def _solve(self, lam: np.ndarray, penalties: bool) -> tuple[float, np.ndarray, np.ndarray]:
+        picked = np.zeros(self.pair_ids.size, dtype=bool)
+        penalty = np.zeros(self.pair_ids.size)
+        best = 0.0
+        for h, ks in enumerate(self._per_es):  # type: ignore[attr-defined]
+            if ks.size == 0:
+                continue
+            units = self._units[ks]  # type: ignore[attr-defined]
+            values = lam[self._user[ks]] - self.cost[ks]  # type: ignore[attr-defined]
+            cap = self._caps[h]  # type: ignore[attr-defined]
+            value, chosen, table = best_subset(units, values, cap)
+            best += value
+            picked[ks[chosen]] = True
+            if penalties:
+                rest = np.where(units <= cap, table[np.clip(cap - units, 0, cap)], -np.inf)
+                penalty[ks] = value - np.minimum(value, values + rest)
+        return self.const + float(lam[self.rows].sum()) - best, picked, penalty
+
+    def taken(self, picked: np.ndarray) -> np.ndarray:
+        """(U,) how many knapsacks took each user."""
+        return np.bincount(self._user[picked], minlength=self.problem.n_users).astype(float)  # type: ignore[attr-defined]
+
+    def value(self, chosen: np.ndarray) -> float:
+        """The stage's objective of a plan, ``chosen`` a mask over all the problem's pairs."""
+        mask = chosen[self.pair_ids]
+        return self.const + float(self.cost[mask].sum())
+
+    def repair(self, picked: np.ndarray) -> np.ndarray | None:
+        """A plan (mask over all pairs) near the knapsacks' picks, or None: each ES keeps its
+        picks while they truly fit (fsum), a user picked twice keeps its cheapest pair, and
+        the users left over go, fewest options first, to their cheapest pair with room.
+        None when an equality row's user finds no room."""
+        problem, p = self.problem, self.problem.pairs
+        room = problem.model_capacity_hz.copy()
+        owner = np.full(problem.n_users, -1)
+        ids = self.pair_ids[picked]
+        # cheapest first, then lightest: the pair a user keeps when picked twice
+        for k in ids[np.lexsort((p.required_hz[ids], self.cost[picked]))]:
+            u, h = p.user[k], p.server[k]
+            if owner[u] < 0 and p.required_hz[k] <= room[h]:
+                owner[u] = k
+                room[h] -= p.required_hz[k]
+        left = np.flatnonzero(self.rows & (owner < 0))
+        if left.size:
+            user = self._user  # type: ignore[attr-defined]
+            options = np.bincount(user, minlength=problem.n_users)
+            order = np.argsort(self.cost + p.required_hz[self.pair_ids] * 1e-12, kind="stable")
+            by_user: dict[int, list[int]] = {}
+            for j in order:
+                by_user.setdefault(int(user[j]), []).append(int(self.pair_ids[j]))
+            for u in left[np.argsort(options[left], kind="stable")]:
+                for k in by_user.get(int(u), []):
+                    h = p.server[k]
+                    if p.required_hz[k] <= room[h]:
+                        owner[u] = k
+                        room[h] -= p.required_hz[k]
+                        break
+                else:
+                    if self.equality:
+                        return None
+        chosen = np.zeros(p.n_pairs, dtype=bool)
+        chosen[owner[owner >= 0]] = True
+        return chosen if problem.fits(chosen).all() else None
+
+    def proves_each(self, bounds: np.ndarray, incumbent: float) -> np.ndarray:
+        """:meth:`proves` elementwise: which of ``bounds`` show nothing beats ``incumbent``."""
+        if not self.integral:
+            return np.zeros(bounds.shape, dtype=bool)
+        return np.ceil(bounds - INTEGER_SLACK) >= incumbent
+
+    def proves(self, bound: float, incumbent: float) -> bool:
+        """Whether ``bound`` shows that nothing beats ``incumbent`` (integral stages only)."""
+        return self.integral and math.ceil(bound - INTEGER_SLACK) >= incumbent
+
+
+def migrations_dual(
+    problem: StepProblem,
+    served: np.ndarray,
+    grid_hz: float = GRID_HZ,
+    exclude: np.ndarray | None = None,
+) -> StageDual:
+    """Stage 2 (fewest migrations) with the served users fixed to ``served`` (U,) bool,
+    without the pairs in ``exclude`` (pair indices fixed to 0)."""
+    pair_cost, cloud_cost = problem.second_stage_costs("migrations")
+    keep = served[problem.pairs.user]
+    if exclude is not None:
+        keep[exclude] = False
+    ids = np.flatnonzero(keep)
+    return StageDual(
+        problem=problem,
+        pair_ids=ids,
+        cost=pair_cost[ids],
+        const=float(cloud_cost[~served].sum()),
+        rows=served.copy(),
+        equality=True,
+        integral=True,
+        grid_hz=grid_hz,
+    )
+
+
+def load_dual(problem: StepProblem) -> StageDual:
+    """Stage 1 (least cloud load, bytes)."""
+    rows = np.zeros(problem.n_users, dtype=bool)
+    rows[problem.pairs.user] = True
+    return StageDual(
+        problem=problem,
+        pair_ids=np.arange(problem.n_pairs),
+        cost=-problem.pair_load_bytes,
+        const=problem.total_load_bytes,
+        rows=rows,
+        equality=False,
+        integral=False,
+    )
+
+
+@dataclass(frozen=True)
+class Ascent:
+    """What the subgradient ascent reached."""
+
+    bound: float
+    multipliers: np.ndarray  # (U,) the multipliers of ``bound``
+    iterations: int
+    incumbent: float  # the best plan's objective (the start's, unless repair beat it)
+    plan: np.ndarray  # (K,) mask of the best plan
+    proven: bool  # the bound reaches the incumbent (integral stages: its ceiling does)
+
+
+def lp_multipliers(dual: StageDual) -> np.ndarray:
+    """The LP relaxation's row duals: the ascent's start (the LP bound, reached in ms)."""
+    problem, p = dual.problem, dual.problem.pairs
+    users = np.flatnonzero(dual.rows)
+    row_of = np.full(problem.n_users, -1)
+    row_of[users] = np.arange(users.size)
+    n, h_count, k = users.size, problem.n_servers, dual.pair_ids.size
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = k, n + h_count
+    lp.col_cost_ = dual.cost / _scale(dual)
+    lp.col_lower_, lp.col_upper_ = np.zeros(k), np.ones(k)
+    lp.row_lower_ = np.concatenate(
+        (np.ones(n) if dual.equality else -np.inf * np.ones(n), -np.inf * np.ones(h_count))
+    )
+    lp.row_upper_ = np.concatenate((np.ones(n), problem.capacity_hz / 1e9))
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.arange(0, 2 * k + 1, 2, dtype=np.int32)
+    index = np.empty(2 * k, dtype=np.int32)
+    index[0::2] = row_of[p.user[dual.pair_ids]]
+    index[1::2] = n + p.server[dual.pair_ids]
+    value = np.empty(2 * k)
+    value[0::2] = 1.0
+    value[1::2] = p.required_hz[dual.pair_ids] / 1e9
+    lp.a_matrix_.index_, lp.a_matrix_.value_ = index, value
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    h.passModel(lp)
+    h.run()
+    lam = np.zeros(problem.n_users)
+    if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+        lam[users] = np.asarray(h.getSolution().row_dual)[:n] * _scale(dual)
+    return _project(dual, lam)
+
+
+def _scale(dual: StageDual) -> float:
+    # Stage 1's costs are bytes (about 1e6): the LP sees them in MB.
+    return 1.0 if dual.integral else 1e6
+
+
+def _project(dual: StageDual, lam: np.ndarray) -> np.ndarray:
+    lam = np.where(dual.rows, lam, 0.0)
+    return lam if dual.equality else np.minimum(lam, 0.0)
+
+
+def ascend(
+    dual: StageDual,
+    start: np.ndarray,
+    plan: np.ndarray,
+    max_iterations: int,
+    patience: int = PATIENCE,
+    incumbent: float | None = None,
+) -> Ascent:
+    """Subgradient ascent on L from multipliers ``start``, with Polyak steps along a deflected
+    subgradient towards the best plan's objective (``plan``, a feasible mask over the
+    problem's pairs, is the first; integral stages aim lower, see ``_target``). Every
+    iteration repairs the knapsacks' picks into a plan and keeps it if it is better. After
+    ``patience`` steps without a better bound it returns to the best multipliers and halves
+    the step. Deterministic (a work limit, no clock). Stops once the bound proves the
+    incumbent, or the step dies out. ``incumbent`` overrides the plan's value (a plan that
+    uses pairs outside ``dual``, whose value ``dual`` cannot see)."""
+    lam = _project(dual, start)
+    if incumbent is None:
+        incumbent = dual.value(plan)
+    best, best_lam, step, stall = -math.inf, lam, 1.0, 0
+    iterations = 0
+    direction = None
+    while iterations < max_iterations:
+        iterations += 1
+        bound, picked = dual.evaluate(lam)
+        if bound > best:
+            best, best_lam, stall = bound, lam, 0
+        else:
+            stall += 1
+            if stall >= patience:
+                step, stall, lam = step / 2.0, 0, best_lam
+        repaired = dual.repair(picked)
+        if repaired is not None and dual.value(repaired) < incumbent:
+            plan, incumbent = repaired, dual.value(repaired)
+        if _closed(dual, best, incumbent):
+            break
+        g = np.where(dual.rows, 1.0 - dual.taken(picked), 0.0)
+        if not dual.equality:
+            g[(lam >= 0.0) & (g > 0)] = 0.0  # the projection would undo these moves
+        if direction is not None:
+            g = g + DEFLECT * direction
+        direction = g
+        norm = float(g @ g)
+        if norm == 0.0 or step < MIN_STEP:
+            break
+        lam = _project(dual, lam + step * (_target(dual, best, incumbent) - bound) / norm * g)
+    return Ascent(
+        bound=best,
+        multipliers=best_lam,
+        iterations=iterations,
+        incumbent=incumbent,
+        plan=plan,
+        proven=_closed(dual, best, incumbent),
+    )
+
+
+def _target(dual: StageDual, best: float, incumbent: float) -> float:
+    """Where the Polyak step aims. An integral stage aims at the next integer above the best
+    bound (the level that proves one more migration), not at a poor incumbent far above the
+    optimum, whose steps overshoot so far that the bound never rises."""
+    if not dual.integral or not math.isfinite(best):
+        return incumbent
+    return min(incumbent, math.floor(best + INTEGER_SLACK) + AIM)
+
+
+def _closed(dual: StageDual, bound: float, incumbent: float) -> bool:
+    if dual.integral:
+        return dual.proves(bound, incumbent)
+    return bound >= incumbent - 1e-12 * max(abs(incumbent), 1.0)

@@ -1,0 +1,295 @@
+"""The Lagrangian engine (``lagrangian``): grid knapsack, bounds, certificates, method.
+
+References are independent of the engine: brute force over subsets (knapsack) and over all
+(H+1)^U actions through the simulator (the step's optimum), and ``verify``'s own recomputation
+of every certificate (:mod:`dtasm_opt.core.certificate`).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+
+import numpy as np
+import pytest
+from bruteforce import SEEDS, SIZES, brute_force, close, tiny_instance
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dtasm_opt.core import simulator
+from dtasm_opt.core.certificate import CERTIFICATE_FORMAT
+from dtasm_opt.core.generator import Scenario, generate_stream
+from dtasm_opt.core.method import MethodSettings
+from dtasm_opt.core.solution import judge
+from dtasm_opt.core.verify import verify
+from dtasm_opt.models.step_problem import step_problem
+from dtasm_opt.solvers import registry
+from dtasm_opt.solvers.exact.grid_knapsack import best_subset, capacity_units, floor_units
+from dtasm_opt.solvers.exact.highs_direct import solve_direct
+from dtasm_opt.solvers.exact.lagrangian import (
+    ascend,
+    load_dual,
+    lp_multipliers,
+    migrations_dual,
+)
+from dtasm_opt.solvers.exact.milp_driver import SolveOptions
+
+ENGINE = "lagrangian"
+
+
+def engine(**settings: object):
+    return registry.make_method(ENGINE, MethodSettings(**settings))  # type: ignore[arg-type]
+
+
+def as_json(solution) -> dict:
+    return json.loads(json.dumps(solution.to_dict()))
+
+
+# --- the grid knapsack -------------------------------------------------------------------
+
+
+@settings(max_examples=200)
+@given(seed=SEEDS, n=st.integers(1, 9))
+def test_best_subset_equals_brute_force_on_integers(seed: int, n: int) -> None:
+    rng = np.random.default_rng(seed)
+    units = rng.integers(0, 30, size=n)
+    values = rng.normal(1.0, 1.0, size=n)
+    cap = int(rng.integers(0, 60))
+    value, chosen, table = best_subset(units, values, cap)
+    best = 0.0
+    for mask in itertools.product((False, True), repeat=n):
+        m = np.array(mask)
+        if units[m].sum() <= cap:
+            best = max(best, values[m].sum())
+    assert math.isclose(value, best, rel_tol=1e-12, abs_tol=1e-12)
+    assert units[chosen].sum() <= cap and math.isclose(values[chosen].sum(), value, abs_tol=1e-12)
+    assert np.all(values[chosen] > 0)
+    assert table.shape == (cap + 1,) and np.all(np.diff(table) >= 0)
+
+
+@settings(max_examples=200)
+@given(seed=SEEDS, n=st.integers(1, 9))
+def test_grid_knapsack_bounds_the_real_one(seed: int, n: int) -> None:
+    """Weights floored, capacity rounded up: never below the best subset that truly fits."""
+    rng = np.random.default_rng(seed)
+    grid = 1e6
+    weights = rng.uniform(1e8, 5e9, size=n)
+    values = rng.uniform(0.1, 2.0, size=n)
+    cap_hz = float(rng.uniform(1e9, 1.5e10))
+    value, _, _ = best_subset(floor_units(weights, grid), values, capacity_units(cap_hz, grid))
+    best = 0.0
+    for mask in itertools.product((False, True), repeat=n):
+        m = np.array(mask)
+        if math.fsum(weights[m].tolist()) <= cap_hz:
+            best = max(best, values[m].sum())
+    assert value >= best - 1e-12
+
+
+def test_floor_units_is_exact_at_the_edges() -> None:
+    grid = 1e6
+    exact = np.array([3e9, 7e6, 0.0])
+    below = np.nextafter(exact, -np.inf)
+    assert floor_units(exact, grid).tolist() == [3000, 7, 0]
+    assert floor_units(below[:2], grid).tolist() == [2999, 6]
+    # fsum of a fitting set may exceed the capacity by half an ulp: the next float up counts.
+    assert capacity_units(3e9, grid) == 3000
+    assert capacity_units(np.nextafter(3e9, 0.0), grid) == 3000
+
+
+# --- the bound ---------------------------------------------------------------------------
+
+
+@settings(max_examples=60)
+@given(seed=SEEDS, size=SIZES, overloaded=st.booleans(), shift=st.floats(-2.0, 2.0))
+def test_any_multipliers_bound_the_optimum(
+    seed: int, size: tuple[int, int], overloaded: bool, shift: float
+) -> None:
+    """L(lam) never exceeds the brute-force optimum, for the LP duals, the ascent's end and
+    arbitrary multipliers, in both stages."""
+    inst = tiny_instance(seed, *size, overloaded)
+    ref = brute_force(inst)
+    problem = step_problem(inst)
+    if problem.n_pairs == 0:
+        return
+    rng = np.random.default_rng(seed)
+    dual = load_dual(problem)
+    for lam in (lp_multipliers(dual), -rng.uniform(0, 2e6, inst.n_users)):
+        assert dual.evaluate(lam)[0] <= ref.load * (1 + 1e-9) + 1e-6
+    best = solve_direct(inst, SolveOptions())
+    chosen = best.action[problem.pairs.user] == problem.pairs.server
+    mig = migrations_dual(problem, problem.served(chosen))
+    result = ascend(mig, lp_multipliers(mig), chosen, 50)
+    for lam in (result.multipliers, rng.normal(shift, 1.0, inst.n_users)):
+        assert mig.evaluate(lam)[0] <= ref.migrations + 1e-9
+    assert result.incumbent >= ref.migrations
+
+
+def plans_serving(problem, served: np.ndarray):
+    """Every plan (mask over pairs) that puts each served user on one of its ESs and fits."""
+    p = problem.pairs
+    options = [np.flatnonzero(p.user == u) for u in np.flatnonzero(served)]
+    for picks in itertools.product(*options):
+        chosen = np.zeros(p.n_pairs, dtype=bool)
+        chosen[list(picks)] = True
+        if problem.fits(chosen).all():
+            yield chosen
+
+
+@settings(max_examples=60)
+@given(seed=SEEDS, size=SIZES, overloaded=st.booleans(), shift=st.floats(-1.0, 2.0))
+def test_forced_pair_bounds_hold(
+    seed: int, size: tuple[int, int], overloaded: bool, shift: float
+) -> None:
+    """Reduced-cost fixing's premise: L + penalty[k] never exceeds the fewest migrations of a
+    plan that uses pair k (brute force over the plans serving the same users)."""
+    inst = tiny_instance(seed, *size, overloaded)
+    problem = step_problem(inst)
+    if problem.n_pairs == 0:
+        return
+    best = solve_direct(inst, SolveOptions())
+    chosen = best.action[problem.pairs.user] == problem.pairs.server
+    served = problem.served(chosen)
+    dual = migrations_dual(problem, served)
+    rng = np.random.default_rng(seed)
+    lam = np.where(served, rng.normal(shift, 1.0, inst.n_users), 0.0)
+    bound, penalty = dual.penalties(lam)
+    assert bound == dual.evaluate(lam)[0]
+    fewest = np.full(problem.n_pairs, np.inf)
+    for plan in plans_serving(problem, served):
+        fewest[plan] = np.minimum(fewest[plan], dual.value(plan))
+    forced = bound + penalty
+    on = np.isfinite(fewest[dual.pair_ids])
+    assert np.all(forced[on] <= fewest[dual.pair_ids][on] + 1e-9)
+
+
+def test_ascent_is_deterministic() -> None:
+    inst = generate_stream(Scenario(users=40, servers=3), seed=3).instance(0)
+    problem = step_problem(inst)
+    d = solve_direct(inst, SolveOptions(second_stage="none"))
+    chosen = d.action[problem.pairs.user] == problem.pairs.server
+    dual = migrations_dual(problem, problem.served(chosen))
+    a = ascend(dual, lp_multipliers(dual), chosen, 40)
+    b = ascend(dual, lp_multipliers(dual), chosen, 40)
+    assert a.bound == b.bound and np.array_equal(a.multipliers, b.multipliers)
+    assert a.iterations == b.iterations and np.array_equal(a.plan, b.plan)
+
+
+# --- the method and its certificates -----------------------------------------------------
+
+
+@settings(max_examples=120)
+@given(seed=SEEDS, size=SIZES, overloaded=st.booleans())
+def test_engine_equals_brute_force_and_its_certificates_verify(
+    seed: int, size: tuple[int, int], overloaded: bool
+) -> None:
+    inst = tiny_instance(seed, *size, overloaded)
+    ref = brute_force(inst)
+    sol = judge(engine(), inst)
+    out = simulator.apply(inst, sol.action)
+    assert sol.status == "optimal"
+    assert close(out.cloud_load_bytes, ref.load)
+    assert out.migrated == ref.migrations
+    assert verify(inst, as_json(sol)) == []
+    cert = sol.info.get("certificate")
+    if cert is not None:
+        assert cert["format"] == CERTIFICATE_FORMAT
+        if "migrations" in cert:
+            assert math.ceil(cert["migrations"]["bound"] - 1e-6) >= ref.migrations
+
+
+def test_certificates_are_issued_where_they_hold() -> None:
+    """Not only trivial cases: tiny families where the stage-2 bound must be proved."""
+    proved_load = proved_migrations = 0
+    for seed in range(40):
+        inst = tiny_instance(seed, 5, 3, overloaded=seed % 2 == 1)
+        sol = judge(engine(), inst)
+        cert = sol.info.get("certificate", {})
+        proved_load += "load" in cert
+        proved_migrations += "migrations" in cert
+        assert verify(inst, as_json(sol)) == []
+    assert proved_load >= 10 and proved_migrations >= 30, (proved_load, proved_migrations)
+
+
+@pytest.fixture(scope="module")
+def certified() -> tuple:
+    """A (60, 4) state after a few MILP-greedy steps, with both certificates."""
+    stream = generate_stream(Scenario(users=60, servers=4), seed=11, steps=3)
+    server = None
+    method = engine()
+    for t in range(3):
+        inst = stream.instance(t, server)
+        sol = judge(method, inst, t)
+        server = sol.final_server
+    return inst, sol
+
+
+def test_a_later_state_is_certified(certified) -> None:
+    inst, sol = certified
+    cert = sol.info["certificate"]
+    assert {"load", "migrations"} <= set(cert)
+    assert sol.info["stage2_status"] == "optimal"
+    assert verify(inst, as_json(sol)) == []
+
+
+@pytest.mark.parametrize(
+    "tamper, message",
+    [
+        (lambda c: c["migrations"].update(bound=c["migrations"]["bound"] + 1), "give only"),
+        (lambda c: c["load"].update(bound_bytes=c["load"]["bound_bytes"] + 1e3), "give only"),
+        (
+            lambda c: c["migrations"]["multipliers"].__setitem__(slice(None), [0.0] * 60),
+            "give only",
+        ),
+        (lambda c: c["migrations"].update(multipliers=[1.0]), "60 finite numbers"),
+        (lambda c: c.update(grid_hz=-1), "positive number"),
+        (lambda c: c.update(grid_hz=1.0), "too fine"),
+        (lambda c: c.update(format="x"), "dtasm-certificate/1"),
+        (lambda c: c["migrations"].update(bound="many"), "not a finite number"),
+    ],
+)
+def test_a_tampered_certificate_is_caught(certified, tamper, message: str) -> None:
+    inst, sol = certified
+    doc = copy.deepcopy(as_json(sol))
+    tamper(doc["info"]["certificate"])
+    problems = verify(inst, doc)
+    assert any(message in p for p in problems), problems
+
+
+def test_a_false_optimality_claim_is_caught(certified) -> None:
+    """A certificate whose (correct) bound is below the solution's value may not claim it."""
+    inst, sol = certified
+    doc = copy.deepcopy(as_json(sol))
+    mig = doc["info"]["certificate"]["migrations"]
+    mig["multipliers"] = [0.0] * inst.n_users
+    mig["bound"] = -1e9  # valid, but proves nothing
+    problems = verify(inst, doc)
+    assert any("claims to prove" in p for p in problems), problems
+
+
+def test_same_answer_every_run() -> None:
+    inst = generate_stream(Scenario(users=60, servers=4), seed=5).instance(0, None)
+    a, b = judge(engine(), inst), judge(engine(), inst)
+    assert np.array_equal(a.action, b.action)
+    assert a.info.get("certificate") == b.info.get("certificate")
+    assert a.info.get("lagrangian_rounds") == b.info.get("lagrangian_rounds")
+
+
+def test_one_below_search_proves_by_fixing() -> None:
+    """HiGHS stopped at its root (--node-limit 1) with an incumbent the bound cannot reach
+    but proves one below; on the pairs that reduced-cost fixing leaves HiGHS finds nothing
+    better, so the engine proves the tie-break by fixing. Plain HiGHS with no limit agrees."""
+    from dtasm_opt.experiments.states import rollout_state
+
+    inst = rollout_state(Scenario(users=100, servers=4), 1, 3)
+    sol = judge(engine(time_limit_s=60.0, node_limit=1), inst)
+    assert sol.info["stage2_proof"] == "fixing", sol.info
+    assert sol.info["stage2_highs_status"] == "work_limit"
+    assert sol.info["stage2_status"] == "optimal" and sol.info["fixed_pairs"] > 0
+    assert "migrations" not in sol.info.get("certificate", {})  # fixing gives no certificate
+    ref = solve_direct(inst, SolveOptions())
+    assert ref.info["stage2_status"] == "optimal"
+    assert sol.metrics["migrated"] == simulator.apply(inst, ref.action).migrated
+    assert close(sol.cloud_load_bytes, simulator.apply(inst, ref.action).cloud_load_bytes)
+    assert verify(inst, as_json(sol)) == []
