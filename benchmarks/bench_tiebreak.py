@@ -3,7 +3,7 @@
 root for an incumbent, a Lagrangian bound that proves it, HiGHS's full stage 2 only when the
 bound falls short), with the engine's certificates checked by ``verify``.
 
-    python benchmarks/bench_tiebreak.py [--sizes 200x8,240x8] [--seeds 1-5] [--steps 5,10,20]
+    python benchmarks/bench_tiebreak.py [--sizes 200x8] [--seeds 1-5] [--steps 5,10,20]
         [--time-limit 30] [--node-limit N] [--out bench_tiebreak.csv]
 
 States: the ones of ``benchmarks/bench_exact.py`` (MILP-greedy's rollout at one HiGHS node
@@ -102,7 +102,7 @@ def summary(path: Path, limit: float, nodes: int | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", default="200x8,240x8")
+    p.add_argument("--sizes", default="200x8")
     p.add_argument("--seeds", default="1-5", help="e.g. 1-5 or 1,3")
     p.add_argument("--steps", default="5,10,20", help="later steps of MILP-greedy's rollout")
     p.add_argument("--time-limit", type=float, default=30.0, help="seconds per HiGHS stage")

@@ -97,3 +97,25 @@ def test_tiebreak_bench_agrees_with_milp_verifies_and_resumes(tmp_path, capsys):
     printed = capsys.readouterr()
     assert "engine" not in printed.err  # nothing solved again
     assert "| 40x3 | 2 |" in printed.out and "| 60x4 | 2 |" in printed.out
+
+
+def test_tiebreak_rollout_bench_runs_both_methods_and_skips_finished_ones(tmp_path, capsys):
+    load_bench()
+    spec = importlib.util.spec_from_file_location(
+        "bench_tiebreak_rollout", ROOT / "benchmarks/bench_tiebreak_rollout.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "r.csv"
+    args = ["--users", "40", "--servers", "3", "--steps", "3", "--out", str(out)]
+    assert bench.main(args) == 0
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["method"] for r in rows] == ["milp"] * 3 + ["lagrangian"] * 3
+    assert all(r["tie_break"] == "optimal" for r in rows)
+    # the same tie-break optimum on every step (both proven, same trajectory then)
+    assert [r["migrated"] for r in rows[:3]] == [r["migrated"] for r in rows[3:]]
+    capsys.readouterr()
+    assert bench.main(args) == 0
+    printed = capsys.readouterr()
+    assert "step" not in printed.err and "| lagrangian | 3 | 3 |" in printed.out

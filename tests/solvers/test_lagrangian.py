@@ -293,3 +293,25 @@ def test_one_below_search_proves_by_fixing() -> None:
     assert sol.metrics["migrated"] == simulator.apply(inst, ref.action).migrated
     assert close(sol.cloud_load_bytes, simulator.apply(inst, ref.action).cloud_load_bytes)
     assert verify(inst, as_json(sol)) == []
+
+
+def test_a_rollout_repeats_and_sizes_can_change() -> None:
+    """Each step is solved on its own (no state carried between steps): two fresh engines on
+    the same rollout give the same steps, and one engine moves between systems of different
+    sizes."""
+
+    def rollout(method) -> list:
+        stream = generate_stream(Scenario(users=60, servers=4), seed=7, steps=4)
+        server, out = None, []
+        for t in range(4):
+            sol = judge(method, stream.instance(t, server), t)
+            server = sol.final_server
+            out.append((sol.action.tolist(), sol.info.get("certificate")))
+        return out
+
+    assert rollout(engine()) == rollout(engine())
+    method = engine()
+    for users, servers in ((60, 4), (30, 2), (60, 4)):
+        inst = generate_stream(Scenario(users=users, servers=servers), seed=2).instance(0)
+        sol = judge(method, inst)
+        assert sol.status == "optimal" and verify(inst, as_json(sol)) == []
