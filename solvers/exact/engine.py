@@ -67,8 +67,8 @@ class LagrangianEngine:
         backend = backend_class(self.milp.backend)()
         first = solve_step(inst, backend, replace(options, second_stage="none"))
         info = dict(first.info)
-        if "stage2_status" in info and info["stage2_status"] == "none":
-            del info["stage2_status"]
+        if options.second_stage != "none":
+            info.pop("stage2_status", None)  # the tie-break below reports its own
         if not hasattr(backend, "problem"):  # no admissible pair: solve_step built nothing
             return Decision(
                 first.action, first.status, first.bound_bytes, info | {"stage2_status": "skipped"}

@@ -315,3 +315,17 @@ def test_a_rollout_repeats_and_sizes_can_change() -> None:
         inst = generate_stream(Scenario(users=users, servers=servers), seed=2).instance(0)
         sol = judge(method, inst)
         assert sol.status == "optimal" and verify(inst, as_json(sol)) == []
+
+
+@pytest.mark.parametrize("second_stage", ["none", "downtime"])
+def test_other_tie_breaks_are_milps(second_stage: str) -> None:
+    """Without the migrations tie-break the engine is milp (plus a load certificate)."""
+    inst = generate_stream(Scenario(users=40, servers=3), seed=4).instance(0)
+    sol = judge(engine(second_stage=second_stage), inst)
+    ref = judge(
+        registry.make_method(registry.REFERENCE, MethodSettings(second_stage=second_stage)), inst
+    )
+    assert np.array_equal(sol.action, ref.action)
+    assert sol.info["stage2_status"] == ref.info["stage2_status"]
+    assert "migrations" not in sol.info.get("certificate", {})
+    assert verify(inst, as_json(sol)) == []
