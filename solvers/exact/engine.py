@@ -107,7 +107,7 @@ class LagrangianEngine:
         3. The ascent from the LP duals tries to prove z: the certificate.
         4. If HiGHS stopped at its limit and the bound proves z - 1 but not z, only a plan of
            exactly z - 1 migrations can beat z: every pair whose forced bound reaches z is
-           fixed to 0 (reduced-cost fixing) and HiGHS searches what is left, usually a small
+           fixed to 0 (reduced-cost fixing) and HiGHS searches what is left, often a small
            problem. A plan of z - 1 is then proven by the same multipliers; none (infeasible,
            or an optimum >= z) proves z by the fixing and HiGHS together (no certificate).
         """

@@ -163,19 +163,10 @@ class StageDual:
         return self.integral and math.ceil(bound - INTEGER_SLACK) >= incumbent
 
 
-def migrations_dual(
-    problem: StepProblem,
-    served: np.ndarray,
-    grid_hz: float = GRID_HZ,
-    exclude: np.ndarray | None = None,
-) -> StageDual:
-    """Stage 2 (fewest migrations) with the served users fixed to ``served`` (U,) bool,
-    without the pairs in ``exclude`` (pair indices fixed to 0)."""
+def migrations_dual(problem: StepProblem, served: np.ndarray) -> StageDual:
+    """Stage 2 (fewest migrations) with the served users fixed to ``served`` (U,) bool."""
     pair_cost, cloud_cost = problem.second_stage_costs("migrations")
-    keep = served[problem.pairs.user]
-    if exclude is not None:
-        keep[exclude] = False
-    ids = np.flatnonzero(keep)
+    ids = np.flatnonzero(served[problem.pairs.user])
     return StageDual(
         problem=problem,
         pair_ids=ids,
@@ -184,7 +175,6 @@ def migrations_dual(
         rows=served.copy(),
         equality=True,
         integral=True,
-        grid_hz=grid_hz,
     )
 
 
@@ -216,7 +206,9 @@ class Ascent:
 
 
 def lp_multipliers(dual: StageDual) -> np.ndarray:
-    """The LP relaxation's row duals: the ascent's start (the LP bound, reached in ms)."""
+    """The LP relaxation's row duals: the ascent's start (the LP bound, reached in ms). Its
+    own small model, not the backends' (step_matrix): only the stage's pairs and rows, one
+    dual per relaxed row, capacities in GHz, costs as the bound reads them."""
     problem, p = dual.problem, dual.problem.pairs
     users = np.flatnonzero(dual.rows)
     row_of = np.full(problem.n_users, -1)
@@ -266,7 +258,6 @@ def ascend(
     plan: np.ndarray,
     max_iterations: int,
     patience: int = PATIENCE,
-    incumbent: float | None = None,
 ) -> Ascent:
     """Subgradient ascent on L from multipliers ``start``, with Polyak steps along a deflected
     subgradient towards the best plan's objective (``plan``, a feasible mask over the
@@ -274,11 +265,9 @@ def ascend(
     iteration repairs the knapsacks' picks into a plan and keeps it if it is better. After
     ``patience`` steps without a better bound it returns to the best multipliers and halves
     the step. Deterministic (a work limit, no clock). Stops once the bound proves the
-    incumbent, or the step dies out. ``incumbent`` overrides the plan's value (a plan that
-    uses pairs outside ``dual``, whose value ``dual`` cannot see)."""
+    incumbent, or the step dies out."""
     lam = _project(dual, start)
-    if incumbent is None:
-        incumbent = dual.value(plan)
+    incumbent = dual.value(plan)
     best, best_lam, step, stall = -math.inf, lam, 1.0, 0
     iterations = 0
     direction = None
