@@ -1,18 +1,21 @@
 """The tie-break (fewest migrations among load-optimal plans) on later states, side by side:
 ``milp`` (HiGHS's second stage within its limit) against the ``lagrangian`` engine (HiGHS's
-root for an incumbent, a Lagrangian bound that proves it, HiGHS's full stage 2 only when the
-bound falls short), with the engine's certificates checked by ``verify``.
+two stages, then a Lagrangian bound that certifies or proves what HiGHS left open, and
+reduced-cost fixing where the bound is one migration short), with the engine's certificates
+checked by ``verify``.
 
     python benchmarks/bench_tiebreak.py [--sizes 200x8] [--seeds 1-5] [--steps 5,10,20]
         [--time-limit 30] [--node-limit N] [--out bench_tiebreak.csv]
 
 States: the ones of ``benchmarks/bench_exact.py`` (MILP-greedy's rollout at one HiGHS node
 per stage; cached beside the CSV). Both methods solve each state once, one thread, with
-``--time-limit`` seconds per HiGHS stage (the same stage 1) and, with ``--node-limit``, that
-many HiGHS nodes per stage (a work limit: every row then repeats). One CSV row per state, appended
-as it finishes (an interrupted run resumes). The table at the end gives per size: states,
-tie-breaks proven by milp and by the engine (certified), load stages certified, and the
-median and max seconds of each method's tie-break.
+``--time-limit`` seconds per HiGHS stage and, with ``--node-limit``, that many HiGHS nodes
+per stage (a work limit: every row then repeats). Without ``--node-limit`` each method keeps
+its own defaults: ``milp`` the direct matrix and the clock, the engine the scaled matrix and
+2,000 nodes per stage (docs/design.md §9). One CSV row per state, appended as it finishes (an
+interrupted run resumes). The table at the end gives per size: states, tie-breaks proven by
+milp and by the engine (certified), load stages certified, and the median and max seconds of
+each method's tie-break.
 """
 
 from __future__ import annotations

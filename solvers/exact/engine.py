@@ -1,12 +1,14 @@
 """The ``lagrangian`` method: MILP-greedy whose optima come with a checkable certificate.
 
 Stage 1 (least cloud load) and HiGHS's run of the tie-break (fewest migrations among plans
-serving stage 1's users) are ``milp``'s (:mod:`.milp`), with the same settings and work
-limits. Then the engine proves what it can with a Lagrangian bound (:mod:`.lagrangian`: one
-knapsack per ES, subgradient ascent from the LP duals, at most ``ASCENT_ROUNDS`` knapsack
-rounds). Migrations are integers, so ceil(bound) >= the incumbent proves it; where HiGHS
-stopped at its limit this upgrades the tie-break to proven, and where the bound is one
-migration short, reduced-cost fixing leaves HiGHS a small problem that settles it.
+serving stage 1's users) are ``milp``'s (:mod:`.milp`), with the same settings; where these
+name no backend and no node limit, the engine uses the scaled matrix and ``ENGINE_NODE_LIMIT``
+nodes per stage, so that it repeats itself (docs/design.md §9). Then the engine proves what
+it can with a Lagrangian bound (:mod:`.lagrangian`: one knapsack per ES, subgradient ascent
+from the LP duals, at most ``ASCENT_ROUNDS`` knapsack rounds). Migrations are integers, so
+ceil(bound) >= the incumbent proves it; where HiGHS stopped at its limit this upgrades the
+tie-break to proven, and where the bound is one migration short, reduced-cost fixing leaves
+HiGHS a small problem that settles it.
 
 Every proof comes with the multipliers in ``Decision.info["certificate"]``
 (``dtasm-certificate/1``), from which ``verify`` recomputes the bound with its own knapsacks
@@ -49,6 +51,18 @@ from dtasm_opt.solvers.exact.milp_driver import second_stage, solve_step
 # Knapsack rounds of the ascent, a work limit (the same answer on every run): the later states
 # at U = 200 that it certified needed 0-59 (README, "The Lagrangian engine").
 ASCENT_ROUNDS = 200
+# When HiGHS has proved the tie-break the ascent only looks for a certificate: on the later
+# states at U = 200 every certificate of a HiGHS proof took at most 59 rounds, and one that
+# 200 rounds did not find cost 15 s, so this search stops sooner.
+CERTIFY_ROUNDS = 60
+# The engine's defaults where the settings name none. The scaled matrix (objective in MB,
+# capacity rows in units of capacity; the same optimum) proves more in less time than the
+# direct one (README, exact references; at (200, 8) it proved a tie-break in 22 s that the
+# direct matrix left open at 30 s). A node limit per HiGHS stage makes the engine repeat
+# itself by default (issue 9: limits in work, the clock only as a safety net): 2,000 nodes,
+# as the shipped sets' references, is 0.1-40 s per stage at (200, 8).
+ENGINE_BACKEND = "scaled"
+ENGINE_NODE_LIMIT = 2_000
 # HiGHS's node budget on the problem that reduced-cost fixing leaves (a work limit of its own:
 # that problem is small, and a method run at --node-limit 1 would otherwise stop at its root).
 FIXED_SEARCH_NODES = 10_000
@@ -122,7 +136,9 @@ class LagrangianEngine:
             info.update(out)
             highs_s, nodes = out.get("stage2_s", 0.0), out.get("stage2_nodes", 0)
             t0 = time.perf_counter()
-            result = ascend(dual, lp_multipliers(dual), chosen, self.rounds)
+            proven = info.get("stage2_status") == "optimal"
+            budget = min(self.rounds, CERTIFY_ROUNDS) if proven else self.rounds
+            result = ascend(dual, lp_multipliers(dual), chosen, budget)
             certify_s, rounds = time.perf_counter() - t0, result.iterations
             if result.incumbent < dual.value(chosen):
                 chosen = result.plan
@@ -194,5 +210,12 @@ def _floor_multipliers(problem: StepProblem, served: np.ndarray) -> np.ndarray:
 
 
 def make_lagrangian(name: str, settings: MethodSettings) -> LagrangianEngine:
-    """The ``lagrangian`` method: ``milp``'s settings (limits, backend, tie-break)."""
+    """The ``lagrangian`` method: ``milp``'s settings (limits, backend, tie-break), with the
+    engine's own defaults where they name none: the scaled backend and a work limit of
+    ``ENGINE_NODE_LIMIT`` nodes per HiGHS stage (the time limit stays, as a safety net)."""
+    settings = replace(
+        settings,
+        backend=settings.backend or ENGINE_BACKEND,
+        node_limit=ENGINE_NODE_LIMIT if settings.node_limit is None else settings.node_limit,
+    )
     return LagrangianEngine(milp=make_milp(name, settings), name=name)

@@ -11,21 +11,25 @@ import copy
 import itertools
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from bruteforce import SEEDS, SIZES, brute_force, close, tiny_instance
+from families import moderate_instance
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dtasm_opt.core import simulator
 from dtasm_opt.core.certificate import CERTIFICATE_FORMAT
 from dtasm_opt.core.generator import Scenario, generate_stream
+from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.solution import judge
 from dtasm_opt.core.verify import verify
 from dtasm_opt.models.step_problem import step_problem
 from dtasm_opt.solvers import registry
+from dtasm_opt.solvers.exact.engine import ENGINE_BACKEND, ENGINE_NODE_LIMIT
 from dtasm_opt.solvers.exact.grid_knapsack import best_subset, capacity_units, floor_units
 from dtasm_opt.solvers.exact.highs_direct import solve_direct
 from dtasm_opt.solvers.exact.lagrangian import (
@@ -37,6 +41,7 @@ from dtasm_opt.solvers.exact.lagrangian import (
 from dtasm_opt.solvers.exact.milp_driver import SolveOptions
 
 ENGINE = "lagrangian"
+CONTRACT = Path(__file__).resolve().parents[1] / "data" / "contract"
 
 
 def engine(**settings: object):
@@ -199,6 +204,33 @@ def test_engine_equals_brute_force_and_its_certificates_verify(
             assert math.ceil(cert["migrations"]["bound"] - 1e-6) >= ref.migrations
 
 
+@pytest.mark.parametrize("path", sorted(CONTRACT.glob("case-*.json")), ids=lambda p: p.stem)
+def test_engine_reaches_the_contract_optimum(path: Path) -> None:
+    """The shared contract's optima, computed independently of this project."""
+    doc = json.loads(path.read_text())
+    inst = Instance.from_dict(doc["instance"])
+    sol = judge(engine(), inst)
+    assert sol.status == "optimal"
+    assert close(sol.cloud_load_bytes, doc["optimal_cloud_load_bytes"])
+    assert verify(inst, as_json(sol)) == []
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_engine_equals_highs_where_highs_proves(seed: int) -> None:
+    """Moderate instances (U 30-60, H 3-5, half of them overloaded): wherever plain HiGHS
+    proves both stages, the engine has the same cloud load and the same migrations."""
+    inst = moderate_instance(seed)
+    ref = solve_direct(inst, SolveOptions(time_limit_s=60.0))
+    if not (ref.status == "optimal" and ref.info["stage2_status"] == "optimal"):
+        pytest.skip("HiGHS proves no reference here")
+    sol = judge(engine(time_limit_s=60.0), inst)
+    out = simulator.apply(inst, ref.action)
+    assert sol.status == "optimal" and sol.info["stage2_status"] == "optimal"
+    assert close(sol.cloud_load_bytes, out.cloud_load_bytes)
+    assert sol.metrics["migrated"] == out.migrated
+    assert verify(inst, as_json(sol)) == []
+
+
 def test_certificates_are_issued_where_they_hold() -> None:
     """Not only trivial cases: tiny families where the stage-2 bound must be proved."""
     proved_load = proved_migrations = 0
@@ -268,6 +300,17 @@ def test_a_false_optimality_claim_is_caught(certified) -> None:
     assert any("claims to prove" in p for p in problems), problems
 
 
+def test_defaults_are_a_work_limit_on_the_scaled_matrix() -> None:
+    """Unless told otherwise the engine stops HiGHS by nodes (it repeats itself) on the scaled
+    matrix; a user's own choice wins."""
+    inst = generate_stream(Scenario(users=40, servers=3), seed=4).instance(0)
+    sol = judge(engine(), inst)
+    assert sol.info["backend"] == "highs-scaled"
+    assert engine().milp.options.node_limit == ENGINE_NODE_LIMIT
+    mine = engine(backend="direct", node_limit=7)
+    assert mine.milp.backend == "direct" and mine.milp.options.node_limit == 7
+
+
 def test_same_answer_every_run() -> None:
     inst = generate_stream(Scenario(users=60, servers=4), seed=5).instance(0, None)
     a, b = judge(engine(), inst), judge(engine(), inst)
@@ -319,12 +362,14 @@ def test_a_rollout_repeats_and_sizes_can_change() -> None:
 
 @pytest.mark.parametrize("second_stage", ["none", "downtime"])
 def test_other_tie_breaks_are_milps(second_stage: str) -> None:
-    """Without the migrations tie-break the engine is milp (plus a load certificate)."""
+    """Without the migrations tie-break the engine is milp with the engine's defaults (plus a
+    load certificate)."""
     inst = generate_stream(Scenario(users=40, servers=3), seed=4).instance(0)
     sol = judge(engine(second_stage=second_stage), inst)
-    ref = judge(
-        registry.make_method(registry.REFERENCE, MethodSettings(second_stage=second_stage)), inst
+    defaults = MethodSettings(
+        second_stage=second_stage, backend=ENGINE_BACKEND, node_limit=ENGINE_NODE_LIMIT
     )
+    ref = judge(registry.make_method(registry.REFERENCE, defaults), inst)
     assert np.array_equal(sol.action, ref.action)
     assert sol.info["stage2_status"] == ref.info["stage2_status"]
     assert "migrations" not in sol.info.get("certificate", {})
