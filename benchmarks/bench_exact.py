@@ -10,6 +10,7 @@ later step given in ``--steps`` (the rollout stops every stage at one HiGHS node
 limit, so these states are the same on every machine; they are cached beside the CSV).
 Solvers: ``milp`` (HiGHS through highspy, the project's reference), ``milp-scaled`` (the same
 on the scaled matrix: objective in MB, capacity rows in units of capacity), ``cpsat`` (OR-Tools),
+``lagrangian`` (the engine with its defaults: scaled matrix, 2,000 HiGHS nodes per stage),
 ``scip`` (SCIP through pyscipopt, ``pip install -e ".[bench]"``; load stage only: with
 ``--second-stage migrations`` its rows are skipped). Every action is judged by the
 simulator; the gap is the simulator's cloud load against the solver's proven bound.

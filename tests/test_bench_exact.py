@@ -25,7 +25,7 @@ def load_bench():
 
 def test_solvers_agree_on_proven_optima_and_a_rerun_solves_nothing(tmp_path, capsys):
     bench = load_bench()
-    solvers = "milp,cpsat" + (",scip" if importlib.util.find_spec("pyscipopt") else "")
+    solvers = "milp,cpsat,lagrangian" + (",scip" if importlib.util.find_spec("pyscipopt") else "")
     out = tmp_path / "b.csv"
     args = ["--sizes", "30x2,40x3", "--seeds", "1-2", "--steps", "0,2", "--solvers", solvers,
             "--time-limit", "30", "--out", str(out)]  # fmt: skip
