@@ -154,7 +154,8 @@ def add_solver_options(p: argparse.ArgumentParser, *, time_limit_default: float 
         "--backend",
         choices=MILP_BACKENDS,
         default=None,
-        help="milp: how HiGHS is fed (scaled: the direct matrix in MB and capacity units)",
+        help="milp and lagrangian: how HiGHS is fed (scaled: the direct matrix in MB and "
+        "capacity units; lagrangian's default)",
     )
     add_work_limit_options(p)
 
@@ -167,8 +168,8 @@ def add_work_limit_options(p: argparse.ArgumentParser | argparse._ArgumentGroup)
         type=count(1, MAX_NODE_LIMIT),
         default=None,
         metavar="N",
-        help="milp: branch-and-bound nodes per stage, a work limit: the same answer on every "
-        "run with --threads 1",
+        help="milp and lagrangian: branch-and-bound nodes per stage, a work limit: the same "
+        "answer on every run with --threads 1 (lagrangian's default: 2000)",
     )
     p.add_argument(
         "--deterministic-limit",

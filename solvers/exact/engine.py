@@ -48,13 +48,13 @@ from dtasm_opt.solvers.exact.lagrangian import (
 from dtasm_opt.solvers.exact.milp import MilpGreedy, backend_class, make_milp
 from dtasm_opt.solvers.exact.milp_driver import second_stage, solve_step
 
-# Knapsack rounds of the ascent, a work limit (the same answer on every run): the later states
-# at U = 200 that it certified needed 0-59 (README, "The Lagrangian engine").
+# Knapsack rounds of the ascent, a work limit (the same answer on every run): certificates at
+# U = 200 took 0-59 rounds on bench_tiebreak's states and up to 195 in a rollout (README).
 ASCENT_ROUNDS = 200
 # The engine's defaults where the settings name none. The scaled matrix (objective in MB,
 # capacity rows in units of capacity; the same optimum) proves more in less time than the
-# direct one (README, exact references; at (200, 8) it proved a tie-break in 22 s that the
-# direct matrix left open at 30 s). A node limit per HiGHS stage makes the engine repeat
+# direct one (README, exact references; at (200, 8) it proved a tie-break in 23 s where the
+# direct matrix needs 52 s). A node limit per HiGHS stage makes the engine repeat
 # itself by default (issue 9: limits in work, the clock only as a safety net): 2,000 nodes,
 # as the shipped sets' references, is 0.1-40 s per stage at (200, 8).
 ENGINE_BACKEND = "scaled"
