@@ -129,14 +129,15 @@ def make_solver(name: str, args: argparse.Namespace, seed: int):
     return registry.make_method(method, settings)
 
 
-def done_keys(path: Path) -> set[tuple]:
+KEY = ("size", "seed", "step", "solver", "second_stage", "time_limit_s")
+
+
+def done_keys(path: Path, key: tuple[str, ...] = KEY) -> set[tuple]:
+    """The ``key`` columns of every row already in ``path``: what a resumed run skips."""
     if not path.exists():
         return set()
     with open(path, newline="") as fh:
-        return {
-            (r["size"], r["seed"], r["step"], r["solver"], r["second_stage"], r["time_limit_s"])
-            for r in csv.DictReader(fh)
-        }
+        return {tuple(r[c] for c in key) for r in csv.DictReader(fh)}
 
 
 def append_row(path: Path, row: dict, columns: tuple[str, ...] = COLUMNS) -> None:

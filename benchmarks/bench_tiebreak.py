@@ -27,7 +27,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from bench_exact import append_row, parse_seeds, parse_sizes, state
+from bench_exact import append_row, done_keys, parse_seeds, parse_sizes, state
 
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.solution import judge
@@ -114,13 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out)
     cache = out.with_suffix(".states")
-    done = set()
-    if out.exists():
-        with open(out, newline="") as fh:
-            done = {
-                (r["size"], r["seed"], r["step"], r["time_limit_s"], r["node_limit"])
-                for r in csv.DictReader(fh)
-            }
+    done = done_keys(out, COLUMNS[:5])
     for users, servers in parse_sizes(args.sizes):
         for seed in parse_seeds(args.seeds):
             for step in [int(s) for s in args.steps.split(",")]:
