@@ -15,12 +15,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_exact", ROOT / "benchmarks/bench_exact.py")
+def load_script(name: str):
+    """benchmarks/<name>.py as a module (the benchmarks import bench_exact's helpers)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"benchmarks/{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_exact"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_bench():
+    return load_script("bench_exact")
 
 
 def test_solvers_agree_on_proven_optima_and_a_rerun_solves_nothing(tmp_path, capsys):
@@ -75,11 +80,7 @@ def test_tiebreak_bench_agrees_with_milp_verifies_and_resumes(tmp_path, capsys):
     """benchmarks/bench_tiebreak.py: on small later states the engine's tie-break has milp's
     proven migrations, every certificate verifies, and a rerun solves nothing."""
     load_bench()  # bench_tiebreak imports bench_exact's helpers
-    spec = importlib.util.spec_from_file_location(
-        "bench_tiebreak", ROOT / "benchmarks/bench_tiebreak.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("bench_tiebreak")
     out = tmp_path / "t.csv"
     args = ["--sizes", "40x3,60x4", "--seeds", "1-2", "--steps", "2", "--time-limit", "30",
             "--out", str(out)]  # fmt: skip
@@ -100,12 +101,8 @@ def test_tiebreak_bench_agrees_with_milp_verifies_and_resumes(tmp_path, capsys):
 
 
 def test_tiebreak_rollout_bench_runs_both_methods_and_skips_finished_ones(tmp_path, capsys):
-    load_bench()
-    spec = importlib.util.spec_from_file_location(
-        "bench_tiebreak_rollout", ROOT / "benchmarks/bench_tiebreak_rollout.py"
-    )
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    load_bench()  # bench_tiebreak imports bench_exact's helpers
+    bench = load_script("bench_tiebreak_rollout")
     out = tmp_path / "r.csv"
     args = ["--users", "40", "--servers", "3", "--steps", "3", "--out", str(out)]
     assert bench.main(args) == 0
@@ -119,3 +116,31 @@ def test_tiebreak_rollout_bench_runs_both_methods_and_skips_finished_ones(tmp_pa
     assert bench.main(args) == 0
     printed = capsys.readouterr()
     assert "step" not in printed.err and "| lagrangian | 3 | 3 |" in printed.out
+
+
+def test_tiebreak_rollout_bench_continues_each_method_from_its_last_step(tmp_path, capsys):
+    load_bench()
+    bench = load_script("bench_tiebreak_rollout")
+    out = tmp_path / "r.csv"
+    common = ["--users", "40", "--servers", "3", "--methods", "lagrangian", "--out", str(out)]
+    assert bench.main([*common, "--steps", "4"]) == 0
+    whole = out.read_text().splitlines()
+    out.unlink()
+    Path(f"{out}.servers.json").unlink()
+    assert bench.main([*common, "--steps", "2"]) == 0
+    # a kill after step 2's row was appended and before its servers were saved
+    with open(out, "a") as fh:
+        fh.write(whole[3] + "\r\n")
+    capsys.readouterr()
+    assert bench.main([*common, "--steps", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "step 0" not in err and "step 1" not in err and "step 2" in err and "step 3" in err
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["step"] for r in rows] == ["0", "1", "2", "3"]
+    # the same decisions as the run that was never interrupted (only the timing differs)
+    column = bench.COLUMNS.index("decision_s")
+    resumed = out.read_text().splitlines()
+    assert [line.split(",")[:column] for line in resumed] == [
+        line.split(",")[:column] for line in whole
+    ]
