@@ -1,6 +1,7 @@
 """MILP-greedy's rollout with ``milp`` against the same with the ``lagrangian`` engine: per step,
-whether the tie-break (fewest migrations) was proven, how (HiGHS, a certificate, fixing), and
-the decision time. Each method follows its own trajectory on the same stream. Without
+whether the tie-break (fewest migrations) was proven, how (HiGHS, a certificate, fixing), the
+engine's bound and knapsack rounds, HiGHS's nodes and the decision time. Each method follows
+its own trajectory on the same stream. Without
 ``--node-limit`` each keeps its own defaults (``milp``: the direct matrix and the clock; the
 engine: the scaled matrix and 2,000 HiGHS nodes per stage).
 
@@ -38,7 +39,8 @@ from dtasm_opt.solvers import registry
 
 METHODS = (registry.REFERENCE, "lagrangian")
 COLUMNS = ("users", "servers", "seed", "time_limit_s", "node_limit", "method", "step",
-           "load_status", "tie_break", "proof", "certified", "migrated", "decision_s")  # fmt: skip
+           "load_status", "tie_break", "proof", "certified", "migrated", "bound", "rounds",
+           "highs_nodes", "decision_s")  # fmt: skip
 KEY = COLUMNS[:5]  # the run's settings: rows with another key belong to another run
 
 
@@ -65,7 +67,10 @@ def rollout(args: argparse.Namespace, method: str, out: Path, done: list[dict]) 
             "method": method, "step": t, "load_status": sol.status,
             "tie_break": info.get("stage2_status"), "proof": info.get("stage2_proof", ""),
             "certified": "migrations" in info.get("certificate", {}),
-            "migrated": sol.metrics["migrated"], "decision_s": time.perf_counter() - t0,
+            "migrated": sol.metrics["migrated"], "bound": info.get("lagrangian_bound", ""),
+            "rounds": info.get("lagrangian_rounds", ""),
+            "highs_nodes": info.get("stage2_nodes", ""),
+            "decision_s": time.perf_counter() - t0,
         }  # fmt: skip
         server = sol.final_server
         append_row(out, row, COLUMNS)

@@ -5,7 +5,8 @@ serving stage 1's users) are ``milp``'s (:mod:`.milp`), with the same settings; 
 name no backend and no node limit, the engine uses the scaled matrix and ``ENGINE_NODE_LIMIT``
 nodes per stage, so that it repeats itself (docs/design.md §9). Then the engine proves what
 it can with a Lagrangian bound (:mod:`.lagrangian`: one knapsack per ES, subgradient ascent
-from the LP duals, at most ``ASCENT_ROUNDS`` knapsack rounds). Migrations are integers, so
+from the LP duals, first on a coarse grid whose rounds cost a quarter, then at most
+``ASCENT_ROUNDS`` knapsack rounds on the 1 MHz grid). Migrations are integers, so
 ceil(bound) >= the incumbent proves it; where HiGHS stopped at its limit this upgrades the
 tie-break to proven, and where the bound is one migration short, reduced-cost fixing leaves
 HiGHS a small problem that settles it.
@@ -40,7 +41,7 @@ from dtasm_opt.models.pairs import action_from_assignment
 from dtasm_opt.models.step_problem import StepProblem
 from dtasm_opt.solvers.exact.grid_knapsack import GRID_HZ
 from dtasm_opt.solvers.exact.lagrangian import (
-    ascend,
+    ascend_coarse_first,
     load_dual,
     lp_multipliers,
     migrations_dual,
@@ -48,8 +49,9 @@ from dtasm_opt.solvers.exact.lagrangian import (
 from dtasm_opt.solvers.exact.milp import MilpGreedy, backend_class, make_milp
 from dtasm_opt.solvers.exact.milp_driver import second_stage, solve_step
 
-# Knapsack rounds of the ascent, a work limit (the same answer on every run): certificates at
-# U = 200 took 0-59 rounds on bench_tiebreak's states and up to 195 in a rollout (README).
+# Knapsack rounds of the ascent on the 1 MHz grid, a work limit (the same answer on every run),
+# after at most lagrangian.COARSE_ROUNDS on the coarse grid: certificates at U = 200 took 0-59
+# rounds on bench_tiebreak's states and up to 195 in a rollout (README).
 ASCENT_ROUNDS = 200
 # The engine's defaults where the settings name none. The scaled matrix (objective in MB,
 # capacity rows in units of capacity; the same optimum) proves more in less time than the
@@ -134,7 +136,7 @@ class LagrangianEngine:
             t0 = time.perf_counter()
             # The full budget even where HiGHS has proved the tie-break: a cap of 60 rounds
             # there lost 4 of 11 certificates in a U = 200 rollout (docs/design.md §9).
-            result = ascend(dual, lp_multipliers(dual), chosen, self.rounds)
+            result = ascend_coarse_first(dual, lp_multipliers(dual), chosen, self.rounds)
             certify_s, rounds = time.perf_counter() - t0, result.iterations
             if result.incumbent < dual.value(chosen):
                 chosen = result.plan

@@ -15,8 +15,9 @@ into one knapsack per ES:
 
 a lower bound on the stage's optimum for every lam (the Dantzig-Wolfe bound at the best lam).
 Each knapsack is solved as an upper bound on a 1 MHz grid (:mod:`.grid_knapsack`), so every
-L(lam) computed here is a valid lower bound. The migrations stage has integer values, so
-ceil(L) proves an incumbent optimal as soon as ceil(L) reaches it: on later states at
+L(lam) computed here is a valid lower bound; :func:`ascend_coarse_first` climbs first on a
+coarser grid, a looser relaxation whose rounds cost less. The migrations stage has integer
+values, so ceil(L) proves an incumbent optimal as soon as ceil(L) reaches it: on later states at
 U = 200 the bound reaches the optimum where HiGHS's LP bound is 3-4 migrations below it.
 
 The multipliers are the certificate: :mod:`dtasm_opt.core.certificate` recomputes L from
@@ -26,7 +27,7 @@ them with its own knapsacks (docs/design.md §3, the step's exact optimum).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import highspy
 import numpy as np
@@ -46,6 +47,17 @@ AIM = 1.5
 # states at U = 200, (0.5, 15) needed 381 knapsack rounds in all, (0, 30) 474.
 DEFLECT = 0.5
 PATIENCE = 15
+# The two-grid ascent (:func:`ascend_coarse_first`) climbs first on this grid: a round of 8
+# knapsacks costs a quarter of the 1 MHz grid's, and any bound it gives is valid (a coarser
+# grid is a looser relaxation: every subset that fits the fine grid fits the coarse one). On
+# bench_tiebreak's states it kept the 1 MHz ascent's proofs but for one found by fixing, and
+# added a certificate (docs/design.md §9); the coarse bound falls short of the fine one by up
+# to 0.2 migration at the same multipliers, hence the switch.
+COARSE_GRID_HZ = 4e6
+# The coarse phase's rounds (each a quarter of a fine one), on top of the fine phase's; it ends
+# earlier at its first stall (the step halving): past that the coarse grid's looseness, not
+# the multipliers, is what holds the bound back.
+COARSE_ROUNDS = 60
 # The ascent gives up once the step has halved below this (about 7 halvings, some 100 rounds
 # without a better bound): an incumbent the bound cannot reach is then likely not optimal,
 # and the engine's next HiGHS run looks for a better one.
@@ -258,6 +270,7 @@ def ascend(
     plan: np.ndarray,
     max_iterations: int,
     patience: int = PATIENCE,
+    max_halvings: int | None = None,
 ) -> Ascent:
     """Subgradient ascent on L from multipliers ``start``, with Polyak steps along a deflected
     subgradient towards the best plan's objective (``plan``, a feasible mask over the
@@ -269,7 +282,7 @@ def ascend(
     lam = _project(dual, start)
     incumbent = dual.value(plan)
     best, best_lam, step, stall = -math.inf, lam, 1.0, 0
-    iterations = 0
+    iterations = halvings = 0
     direction = None
     while iterations < max_iterations:
         iterations += 1
@@ -280,6 +293,9 @@ def ascend(
             stall += 1
             if stall >= patience:
                 step, stall, lam = step / 2.0, 0, best_lam
+                halvings += 1
+                if max_halvings is not None and halvings > max_halvings:
+                    break
         repaired = dual.repair(picked)
         if repaired is not None and dual.value(repaired) < incumbent:
             plan, incumbent = repaired, dual.value(repaired)
@@ -303,6 +319,28 @@ def ascend(
         plan=plan,
         proven=_closed(dual, best, incumbent),
     )
+
+
+def ascend_coarse_first(
+    dual: StageDual, start: np.ndarray, plan: np.ndarray, max_iterations: int
+) -> Ascent:
+    """:func:`ascend` in two phases: on the coarse grid (``COARSE_GRID_HZ``) until it proves the
+    incumbent, stalls or spends ``COARSE_ROUNDS`` rounds, then on ``dual``'s own grid for up
+    to ``max_iterations`` rounds from the coarse phase's best multipliers. The fine phase keeps
+    the whole budget: certificates that take 140-200 fine rounds in a U = 200 rollout were
+    lost when the coarse rounds counted against it.
+    The bound returned is always ``dual``'s own at the returned multipliers (one more round
+    where the coarse phase proved: the finer grid's bound is at least as high), so a
+    certificate from it is checked on ``dual``'s grid like any other."""
+    if dual.grid_hz >= COARSE_GRID_HZ:
+        return ascend(dual, start, plan, max_iterations)
+    coarse = replace(dual, grid_hz=COARSE_GRID_HZ)
+    first = ascend(coarse, start, plan, min(COARSE_ROUNDS, max_iterations), max_halvings=0)
+    if first.proven:
+        bound, _ = dual.evaluate(first.multipliers)
+        return replace(first, bound=bound, iterations=first.iterations + 1)
+    rest = ascend(dual, first.multipliers, first.plan, max_iterations)
+    return replace(rest, iterations=first.iterations + rest.iterations)
 
 
 def _target(dual: StageDual, best: float, incumbent: float) -> float:

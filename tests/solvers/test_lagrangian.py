@@ -11,6 +11,7 @@ import copy
 import itertools
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +28,17 @@ from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.solution import judge
 from dtasm_opt.core.verify import verify
+from dtasm_opt.experiments.states import rollout_state
 from dtasm_opt.models.step_problem import step_problem
 from dtasm_opt.solvers import registry
 from dtasm_opt.solvers.exact.engine import ENGINE_BACKEND, ENGINE_NODE_LIMIT
 from dtasm_opt.solvers.exact.grid_knapsack import best_subset, capacity_units, floor_units
 from dtasm_opt.solvers.exact.highs_direct import solve_direct
 from dtasm_opt.solvers.exact.lagrangian import (
+    COARSE_GRID_HZ,
+    COARSE_ROUNDS,
     ascend,
+    ascend_coarse_first,
     load_dual,
     lp_multipliers,
     migrations_dual,
@@ -167,6 +172,69 @@ def test_forced_pair_bounds_hold(
     forced = bound + penalty
     on = np.isfinite(fewest[dual.pair_ids])
     assert np.all(forced[on] <= fewest[dual.pair_ids][on] + 1e-9)
+
+
+@settings(max_examples=60)
+@given(seed=SEEDS, size=SIZES, overloaded=st.booleans(), shift=st.floats(-1.0, 2.0))
+def test_a_coarser_grid_bounds_no_higher(
+    seed: int, size: tuple[int, int], overloaded: bool, shift: float
+) -> None:
+    """What the two-grid ascent relies on: at the same multipliers the coarse grid's bound
+    never exceeds the fine grid's (every subset that fits the fine grid fits the coarse one),
+    so a proof on the coarse grid is a proof on the fine one."""
+    inst = tiny_instance(seed, *size, overloaded)
+    problem = step_problem(inst)
+    if problem.n_pairs == 0:
+        return
+    rng = np.random.default_rng(seed)
+    best = solve_direct(inst, SolveOptions())
+    chosen = best.action[problem.pairs.user] == problem.pairs.server
+    stages = (
+        (load_dual(problem), -rng.uniform(0, 2e6, inst.n_users)),
+        (migrations_dual(problem, problem.served(chosen)), rng.normal(shift, 1.0, inst.n_users)),
+    )
+    for fine, lam in stages:
+        coarse = replace(fine, grid_hz=COARSE_GRID_HZ)
+        for multipliers in (lam, lp_multipliers(fine)):
+            assert coarse.evaluate(multipliers)[0] <= fine.evaluate(multipliers)[0] + 1e-9
+
+
+# bench_tiebreak's (100, 4) and (120, 4) states whose fine ascent needs 11-74 rounds to prove
+# HiGHS's root incumbent (README, the Lagrangian engine)
+HARD_PROOFS = [(100, 2, 3), (100, 5, 0), (100, 8, 0), (120, 3, 3)]
+
+
+@pytest.mark.parametrize(("users", "seed", "step"), HARD_PROOFS)
+def test_the_coarse_phase_proves_what_the_fine_ascent_proves(
+    users: int, seed: int, step: int
+) -> None:
+    """The two-grid ascent proves what 200 rounds on the 1 MHz grid prove, and the bound it
+    returns is the fine grid's own at its multipliers (what the certificate check recomputes)."""
+    inst = rollout_state(Scenario(users=users, servers=4), seed, step)
+    d = solve_direct(inst, SolveOptions(node_limit=1))
+    problem = step_problem(inst)
+    chosen = d.action[problem.pairs.user] == problem.pairs.server
+    dual = migrations_dual(problem, problem.served(chosen))
+    fine = ascend(dual, lp_multipliers(dual), chosen, 200)
+    both = ascend_coarse_first(dual, lp_multipliers(dual), chosen, 200)
+    assert fine.proven and fine.iterations > 1  # not a trivial state
+    assert both.proven and both.incumbent == fine.incumbent
+    assert both.bound == dual.evaluate(both.multipliers)[0]
+    assert both.iterations <= COARSE_ROUNDS + 200
+
+
+def test_the_coarse_phase_ends_at_its_first_stall() -> None:
+    inst = generate_stream(Scenario(users=60, servers=4), seed=2).instance(0)
+    problem = step_problem(inst)
+    d = solve_direct(inst, SolveOptions(second_stage="none"))
+    chosen = d.action[problem.pairs.user] == problem.pairs.server
+    # the load stage of this state is not proven by its bound: the ascent stalls
+    dual = load_dual(problem)
+    whole = ascend(dual, lp_multipliers(dual), chosen, 200)
+    first = ascend(dual, lp_multipliers(dual), chosen, 200, max_halvings=0)
+    assert not whole.proven
+    assert first.iterations < whole.iterations
+    assert first.iterations >= 15  # PATIENCE rounds without a better bound at the least
 
 
 def test_ascent_is_deterministic() -> None:
