@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                 done = [r for r in csv.DictReader(fh)
                         if tuple(r[c] for c in KEY) == key and r["method"] == method]  # fmt: skip
         saved = _side_steps(out, args, method)
-        if len(done) > saved:
+        if saved < len(done) < args.steps:  # a finished rollout needs no servers
             _drop_rows(out, key, method, saved)
             done = done[:saved]
         rows += rollout(args, method, out, done[: args.steps])
