@@ -92,28 +92,32 @@ def _run_key(args: argparse.Namespace, method: str) -> str:
     )  # fmt: skip
 
 
+def _side_doc(out: Path) -> dict:
+    doc = files.read_json(_side(out)) if _side(out).exists() else {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _saved(out: Path, args: argparse.Namespace, method: str) -> dict:
+    """This run's entry in the side file: {"steps": rows covered, "server": [...]}, or {}."""
+    entry = _side_doc(out).get(_run_key(args, method))
+    return entry if isinstance(entry, dict) else {}
+
+
 def _servers(out: Path, args: argparse.Namespace, method: str, steps: int) -> np.ndarray | None:
     """The servers after ``steps`` rows of this run (None at step 0: the stream's own)."""
     if steps == 0:
         return None
-    doc = files.read_json(_side(out)) if _side(out).exists() else {}
-    entry = doc.get(_run_key(args, method)) if isinstance(doc, dict) else None
-    if not isinstance(entry, dict) or entry.get("steps") != steps:
+    entry = _saved(out, args, method)
+    if entry.get("steps") != steps:
         raise SystemExit(f"{_side(out)}: no servers after step {steps - 1} of {method}; "
                          f"delete that method's rows from {out} to run it again")  # fmt: skip
     return np.asarray(entry["server"], dtype=np.int64)
 
 
 def _save_servers(out: Path, args: argparse.Namespace, method: str, steps: int, server) -> None:
-    doc = files.read_json(_side(out)) if _side(out).exists() else {}
+    doc = _side_doc(out)
     doc[_run_key(args, method)] = {"steps": steps, "server": np.asarray(server).tolist()}
     files.write_text_atomic(_side(out), json.dumps(doc) + "\n")
-
-
-def _side_steps(out: Path, args: argparse.Namespace, method: str) -> int:
-    doc = files.read_json(_side(out)) if _side(out).exists() else {}
-    entry = doc.get(_run_key(args, method)) if isinstance(doc, dict) else None
-    return int(entry["steps"]) if isinstance(entry, dict) else 0
 
 
 def _drop_rows(out: Path, key: tuple[str, ...], method: str, from_step: int) -> None:
@@ -177,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             with open(out, newline="") as fh:
                 done = [r for r in csv.DictReader(fh)
                         if tuple(r[c] for c in KEY) == key and r["method"] == method]  # fmt: skip
-        saved = _side_steps(out, args, method)
+        saved = int(_saved(out, args, method).get("steps", 0))
         if saved < len(done) < args.steps:  # a finished rollout needs no servers
             _drop_rows(out, key, method, saved)
             done = done[:saved]
