@@ -15,6 +15,7 @@ a torn last line (:func:`resume_rows`).
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -116,21 +117,47 @@ OPTIMUM_COLUMNS = (  # the step's exact optimum from the state the method was in
     "step_optimum_status",
 )
 WINDOW_COLUMNS = ("window_steps",)  # a hindsight-bound row covers a window of steps
+# An exact method's tie-break stage (fewest migrations, or least downtime, among plans serving
+# stage 1's users): its status, its value and a proven lower bound on that value (the best of
+# HiGHS's and, for the engine, the Lagrangian bound). Empty on other methods' rows.
+STAGE2_COLUMNS = ("stage2_status", "stage2_objective", "stage2_bound")
 # Wall-clock columns: the only ones that differ between two runs with the same seed.
 TIMING_COLUMNS = ("decision_time_s", "build_s", "solve_s", "stage2_s")
 
 
 def step_columns(
-    *, training: bool = False, optimum: bool = False, windows: bool = False
+    *, training: bool = False, optimum: bool = False, windows: bool = False, stage2: bool = False
 ) -> tuple[str, ...]:
     """The step-record columns with the optional groups asked for, in this fixed order (the
     shipped studies' files have it)."""
     return (
         STEP_COLUMNS
         + (OPTIMUM_COLUMNS if optimum else ())
+        + (STAGE2_COLUMNS if stage2 else ())
         + (TRAINING_COLUMNS if training else ())
         + (WINDOW_COLUMNS if windows else ())
     )
+
+
+def stage2_fields(info: Mapping[str, object]) -> dict[str, object]:
+    """The :data:`STAGE2_COLUMNS` of a decision's ``info`` (None where it has no tie-break)."""
+    return {c: info.get(c) for c in STAGE2_COLUMNS}
+
+
+def add_empty_columns(data: bytes, columns: Sequence[str], added: Sequence[str]) -> bytes | None:
+    """A record file's bytes rewritten with ``columns``, where its own header is ``columns``
+    without ``added`` (whose cells are then empty); None for any other header."""
+    text = data.decode("utf-8")
+    head, _, body = text.partition("\n")
+    old = head.split(",")
+    if old != [c for c in columns if c not in added] or len(old) == len(columns):
+        return None
+    rows = [dict(zip(old, r, strict=True)) for r in csv.reader(io.StringIO(body))]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    w.writerows([r.get(c, "") for c in columns] for r in rows)
+    return buf.getvalue().encode("utf-8")
 
 
 def cell(value: object) -> str:

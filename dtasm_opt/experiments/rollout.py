@@ -36,7 +36,7 @@ from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.limits import MAX_STEPS, check_at_most
 from dtasm_opt.core.locks import OutputLock
 from dtasm_opt.core.method import Method, MethodSettings
-from dtasm_opt.core.records import STEP_COLUMNS, StepRecord
+from dtasm_opt.core.records import STEP_COLUMNS, StepRecord, stage2_fields
 from dtasm_opt.core.stream import Stream
 from dtasm_opt.core.units import BYTES_PER_MB
 from dtasm_opt.errors import InputError
@@ -76,9 +76,17 @@ class Lane:
 class Rollout:
     """The methods ``names`` on ``stream``, advanced one step at a time (all methods)."""
 
-    def __init__(self, stream: Stream, names: Sequence[str], settings: MethodSettings):
+    def __init__(
+        self,
+        stream: Stream,
+        names: Sequence[str],
+        settings: MethodSettings,
+        *,
+        stage2: bool = False,
+    ):
         self.stream = stream
         self.settings = settings
+        self.stage2 = stage2  # rows carry records.STAGE2_COLUMNS
         self.lanes: list[Lane] = []
         for n in names:
             self.add_lane(n, make_method(n, settings))
@@ -129,7 +137,10 @@ class Rollout:
             bound_bytes=decision.bound_bytes,
             decision_time_s=elapsed,
         )
-        return self.make_row(record, inst, t)
+        row = self.make_row(record, inst, t)
+        if self.stage2:
+            row.update(stage2_fields(decision.info))
+        return row
 
     def identity(self) -> dict:
         """What a checkpoint must match to be resumed by this rollout."""

@@ -61,6 +61,7 @@ def columns(spec: Spec) -> tuple[str, ...]:
         training=registry.TRAINER in roles,
         optimum=spec.per_step_optimum,
         windows=registry.BOUND in roles,
+        stage2=spec.stage2_columns is True,
     )
 
 
@@ -205,9 +206,11 @@ def _roll(
             second_stage="none",
         )
         optimum = registry.make_method(registry.REFERENCE, limit)
-        roll: Rollout = _WithOptimum(stream, [], settings, optimum=optimum)
+        roll: Rollout = _WithOptimum(
+            stream, [], settings, optimum=optimum, stage2=spec.stage2_columns is True
+        )
     else:
-        roll = Rollout(stream, [], settings)
+        roll = Rollout(stream, [], settings, stage2=spec.stage2_columns is True)
     roll.add_lane(label, method)
     rows: list[dict] = []
     while roll.next_step < steps:

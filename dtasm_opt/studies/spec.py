@@ -12,6 +12,8 @@
     per_step_optimum = false     # also solve each step exactly from the method's own state
     optimum_time_limit_s = 10.0  # per-step limit of that solve (default: none)
     optimum_node_limit = 200     # its work limit: HiGHS nodes (default: none); repeats exactly
+    stage2_columns = true        # exact methods' rows add their tie-break's status, value and
+                                 # proven bound (records.STAGE2_COLUMNS; default: false)
 
     [scenario]                   # dtasm_opt.core.generator.Scenario; defaults: the paper's
     users = 200
@@ -85,6 +87,7 @@ STUDY_KEYS = {
     "per_step_optimum",
     "optimum_time_limit_s",
     "optimum_node_limit",
+    "stage2_columns",
 }
 COMMON_KEYS = {
     "method": "str",
@@ -134,7 +137,8 @@ class Cell:
         return f"{self.method}|seed={self.seed}{where}"
 
 
-ADDED_LATER = ("optimum_node_limit",)  # Spec fields newer than the shipped studies
+# Spec fields newer than the shipped studies
+ADDED_LATER = ("optimum_node_limit", "stage2_columns")
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,7 @@ class Spec:
     per_step_optimum: bool = False
     optimum_time_limit_s: float | None = None
     optimum_node_limit: int | None = None
+    stage2_columns: bool | None = None  # None: off (and absent from the fingerprints)
     description: str = ""
     text: str = ""  # the spec file's text (for the manifest)
     quick: bool = False
@@ -175,6 +180,8 @@ class Spec:
         methods, this cell's method and options, and the cell. Two specs that differ only in
         another method's table give this cell the same fingerprint (``study --reuse``)."""
         doc = self._identity(drop=("text", "description", "methods", "values", "seeds"))
+        if not fills_stage2(self.method(cell.method)):
+            doc.pop("stage2_columns", None)  # the columns stay empty on its rows
         doc["method"] = asdict(self.method(cell.method))
         doc["cell"] = cell.key(self.axis)
         return _digest(doc)
@@ -188,6 +195,12 @@ class Spec:
 
     def config(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "text"}
+
+
+def fills_stage2(m: MethodSpec) -> bool:
+    """Whether ``m``'s rows fill ``stage2_columns`` (an exact policy: it has a tie-break)."""
+    entry = registry.study_entry(m.name)
+    return entry.role == registry.POLICY and entry.exact
 
 
 def _digest(doc: dict) -> str:
@@ -254,6 +267,9 @@ def parse(doc: dict, text: str = "") -> Spec:
     opt_limit = _value(study, "optimum_time_limit_s", "float", "study.", default=None)
     if opt_limit is not None and not opt_limit > 0:
         raise InputError(f"study.optimum_time_limit_s: {opt_limit} is invalid, must be > 0")
+    stage2 = _value(study, "stage2_columns", "bool", "study.", default=False)
+    if stage2 and kind == "solve":
+        raise InputError("study.stage2_columns: only for rollouts (a solve study has stage2_s)")
     opt_nodes = _value(study, "optimum_node_limit", "int", "study.", default=None)
     if opt_nodes is not None and not 1 <= opt_nodes <= MAX_NODE_LIMIT:
         raise InputError(
@@ -283,6 +299,7 @@ def parse(doc: dict, text: str = "") -> Spec:
         per_step_optimum=optimum,
         optimum_time_limit_s=opt_limit,
         optimum_node_limit=opt_nodes,
+        stage2_columns=True if stage2 else None,
         description=_value(study, "description", "str", "study.", default=""),
         text=text,
     )

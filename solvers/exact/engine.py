@@ -28,6 +28,7 @@ stage is proven no further than HiGHS proves it, and a fixing proof has no certi
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 
@@ -41,6 +42,7 @@ from dtasm_opt.models.pairs import action_from_assignment
 from dtasm_opt.models.step_problem import StepProblem
 from dtasm_opt.solvers.exact.grid_knapsack import GRID_HZ
 from dtasm_opt.solvers.exact.lagrangian import (
+    INTEGER_SLACK,
     ascend_coarse_first,
     load_dual,
     lp_multipliers,
@@ -183,6 +185,10 @@ class LagrangianEngine:
         if certified or proof is not None:
             info["stage2_status"] = "optimal"
             info["stage2_bound"] = value
+        else:  # the better proven bound: HiGHS's, or the ceiling of the Lagrangian one
+            ceiling = math.ceil(bound - INTEGER_SLACK)
+            highs = info.get("stage2_bound")
+            info["stage2_bound"] = ceiling if highs is None else max(float(highs), ceiling)
         if not certified:
             return chosen, None
         return chosen, {"multipliers": lam.tolist(), "bound": bound, "proves_optimal": True}

@@ -58,6 +58,12 @@ COARSE_GRID_HZ = 4e6
 # earlier at its first stall (the step halving): past that the coarse grid's looseness, not
 # the multipliers, is what holds the bound back.
 COARSE_ROUNDS = 60
+# An integral stage goes on to the fine grid only while the bound there, at the coarse phase's
+# multipliers, is at most this many integers below the incumbent. On bench_tiebreak's 47
+# states at (100, 4), (120, 4) and (200, 8) the fine phase raised ceil(bound) by at most 2
+# (from 3 short to 1 short, where fixing can still prove), never from 4 or more short to a
+# proof; at U = 280, 10-20 short, its 200 rounds took 25 s a step and proved nothing.
+FINE_REACH = 3
 # The ascent gives up once the step has halved below this (about 7 halvings, some 100 rounds
 # without a better bound): an incumbent the bound cannot reach is then likely not optimal,
 # and the engine's next HiGHS run looks for a better one.
@@ -328,7 +334,9 @@ def ascend_coarse_first(
     incumbent, stalls or spends ``COARSE_ROUNDS`` rounds, then on ``dual``'s own grid for up
     to ``max_iterations`` rounds from the coarse phase's best multipliers. The fine phase keeps
     the whole budget: certificates that take 140-200 fine rounds in a U = 200 rollout were
-    lost when the coarse rounds counted against it.
+    lost when the coarse rounds counted against it. An integral stage whose fine bound is
+    then more than ``FINE_REACH`` integers short of the incumbent stops there: so far below,
+    the fine rounds have never reached a proof (nor the one-short bound that fixing needs).
     The bound returned is always ``dual``'s own at the returned multipliers (one more round
     where the coarse phase proved: the finer grid's bound is at least as high), so a
     certificate from it is checked on ``dual``'s grid like any other."""
@@ -336,11 +344,16 @@ def ascend_coarse_first(
         return ascend(dual, start, plan, max_iterations)
     coarse = replace(dual, grid_hz=COARSE_GRID_HZ)
     first = ascend(coarse, start, plan, min(COARSE_ROUNDS, max_iterations), max_halvings=0)
-    if first.proven:
-        bound, _ = dual.evaluate(first.multipliers)
+    bound, _ = dual.evaluate(first.multipliers)
+    if first.proven or (dual.integral and _short_by(bound, first.incumbent) > FINE_REACH):
         return replace(first, bound=bound, iterations=first.iterations + 1)
     rest = ascend(dual, first.multipliers, first.plan, max_iterations)
-    return replace(rest, iterations=first.iterations + rest.iterations)
+    return replace(rest, iterations=first.iterations + 1 + rest.iterations)
+
+
+def _short_by(bound: float, incumbent: float) -> float:
+    """How many integers an integral stage's bound falls short of proving ``incumbent``."""
+    return incumbent - math.ceil(bound - INTEGER_SLACK)
 
 
 def _target(dual: StageDual, best: float, incumbent: float) -> float:

@@ -258,12 +258,19 @@ def second_stage(
     value = problem.second_stage_value(kind, chosen)
     if value <= _second_stage_floor(problem, kind):
         # Already at a lower bound of stage 2: nothing to gain from another solve.
-        return chosen, {"stage2_status": "optimal", "stage2_objective": value, "stage2_s": 0.0}
+        return chosen, {
+            "stage2_status": "optimal",
+            "stage2_objective": value,
+            "stage2_bound": value,
+            "stage2_s": 0.0,
+        }
     served = problem.served(chosen)
     backend.add_second_stage(kind, served)
     out: dict = {}
     run2 = _run(backend, options.highs_options(options.stage2_limit_s), chosen, problem, kind, out)
     out |= {"stage2_status": run2.termination, "stage2_s": run2.time_s, "stage2_nodes": run2.nodes}
+    if finite_or_none(run2.dual_bound) is not None:
+        out["stage2_bound"] = run2.dual_bound
     new, dropped = _chosen(problem, run2)
     if (
         new is None
@@ -275,8 +282,6 @@ def second_stage(
         out.update(stage2_objective=value, stage2_kept_stage1=True)
         return chosen, out
     out["stage2_objective"] = problem.second_stage_value(kind, new)
-    if finite_or_none(run2.dual_bound) is not None:
-        out["stage2_bound"] = run2.dual_bound
     return new, out
 
 

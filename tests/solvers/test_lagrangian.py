@@ -37,6 +37,7 @@ from dtasm_opt.solvers.exact.highs_direct import solve_direct
 from dtasm_opt.solvers.exact.lagrangian import (
     COARSE_GRID_HZ,
     COARSE_ROUNDS,
+    FINE_REACH,
     ascend,
     ascend_coarse_first,
     load_dual,
@@ -220,7 +221,23 @@ def test_the_coarse_phase_proves_what_the_fine_ascent_proves(
     assert fine.proven and fine.iterations > 1  # not a trivial state
     assert both.proven and both.incumbent == fine.incumbent
     assert both.bound == dual.evaluate(both.multipliers)[0]
-    assert both.iterations <= COARSE_ROUNDS + 200
+    assert both.iterations <= COARSE_ROUNDS + 1 + 200
+
+
+def test_a_bound_far_below_the_incumbent_skips_the_fine_phase() -> None:
+    """Stage 1's plan before any tie-break: 47 migrations where the bound says 24 or more, far
+    beyond what fine rounds have ever closed, so the ascent stops after the coarse phase and
+    reports the fine grid's bound at its multipliers (still a valid bound)."""
+    inst = generate_stream(Scenario(users=120, servers=4), seed=2).instance(0)
+    d = solve_direct(inst, SolveOptions(node_limit=1, second_stage="none"))
+    problem = step_problem(inst)
+    chosen = d.action[problem.pairs.user] == problem.pairs.server
+    dual = migrations_dual(problem, problem.served(chosen))
+    result = ascend_coarse_first(dual, lp_multipliers(dual), chosen, 200)
+    assert not result.proven
+    assert result.incumbent - math.ceil(result.bound) > FINE_REACH
+    assert result.iterations <= COARSE_ROUNDS + 1
+    assert result.bound == dual.evaluate(result.multipliers)[0]
 
 
 def test_the_coarse_phase_ends_at_its_first_stall() -> None:

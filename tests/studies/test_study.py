@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dtasm_opt import study
-from dtasm_opt.core.records import TIMING_COLUMNS
+from dtasm_opt.core.records import STAGE2_COLUMNS, TIMING_COLUMNS
 from dtasm_opt.studies.runner import StudyDir, run_study
 from dtasm_opt.studies.spec import load
 
@@ -454,6 +454,55 @@ def test_reuse_recomputes_only_the_cells_of_an_edited_method(tmp_path, capsys):
     for e in copied:
         assert (new / "parts" / e["part"]).read_bytes() == (old / "parts" / e["part"]).read_bytes()
         assert e["wall_s"] == old_ledger[e["key"]]["wall_s"]  # the time that computed it
+
+
+def test_stage2_columns_carry_each_exact_methods_tie_break(tmp_path):
+    """With stage2_columns, the rows of exact methods give their tie-break's status, value and
+    bound, in agreement with each other and with what the simulator counted; a heuristic's
+    rows leave them empty."""
+    text = (
+        TINY.replace(BASELINES, '["nearest", "milp", "lagrangian"]')
+        .replace("last = 3\n", "last = 3\nstage2_columns = true\n")
+        .replace("users = 20", "users = 45")  # later steps that need migrations
+    )
+    out = tmp_path / "out"
+    assert study.main([str(write(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
+    rows = rows_of(out / "results.csv")
+    assert set(STAGE2_COLUMNS) <= set(rows[0])
+    for r in rows:
+        if r["method"] == "nearest":
+            assert all(r[c] == "" for c in STAGE2_COLUMNS)
+            continue
+        assert r["stage2_status"] == "optimal"  # tiny states: every tie-break is proven
+        assert float(r["stage2_bound"]) == float(r["stage2_objective"])
+        assert float(r["stage2_objective"]) >= int(r["migrated"]) - int(r["migration_failed"])
+    milp = [r["stage2_objective"] for r in rows if r["method"] == "milp"]
+    engine = [r["stage2_objective"] for r in rows if r["method"] == "lagrangian"]
+    assert milp == engine  # both proven: the same fewest migrations at every step
+    summary = (out / "summary.md").read_text()
+    table = summary.split("## Tie-break of the exact methods")[1]
+    # 2 seeds x the last 3 steps, per xi; every step proven; no bound short of its value
+    assert "| 0.8 | milp | 6 | 6 | 6 |" in table and "| 1.2 | lagrangian | 6 | 6 | 6 |" in table
+    assert "nearest" not in table
+
+
+def test_reuse_pads_stage2_columns_for_methods_without_a_tie_break(tmp_path, capsys):
+    """Switching stage2_columns on adds columns; `--reuse` still takes the cells of methods
+    that leave them empty (padded), recomputes the exact ones, and the result equals a fresh
+    run's."""
+    before = TINY.replace(BASELINES, '["nearest", "milp"]')
+    after = before.replace("last = 3\n", "last = 3\nstage2_columns = true\n")
+    old, new, fresh = tmp_path / "old", tmp_path / "new", tmp_path / "fresh"
+    assert study.main([str(write(tmp_path, before, "a.toml")), "--out", str(old), "--quiet"]) == 0
+    spec_after = str(write(tmp_path, after, "b.toml"))
+    capsys.readouterr()
+    assert study.main([spec_after, "--out", str(new), "--reuse", str(old)]) == 0
+    assert "4 unchanged cells taken from" in capsys.readouterr().err  # nearest x 2 x 2
+    assert study.main([spec_after, "--out", str(fresh), "--quiet"]) == 0
+    assert rows_of(new / "results.csv") == rows_of(fresh / "results.csv")
+    assert (new / "results.csv").read_bytes().count(b"\n") == (
+        fresh / "results.csv"
+    ).read_bytes().count(b"\n")
 
 
 def test_reuse_takes_each_cell_from_the_first_folder_that_has_it(tmp_path, capsys):
