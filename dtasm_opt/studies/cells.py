@@ -197,6 +197,7 @@ def _roll(
     done: int = 0,
 ) -> list[dict]:
     settings = MethodSettings(seed=cell.seed)
+    stage2 = spec.stage2_columns is True
     if spec.per_step_optimum:
         # Only the load-optimal stage: the tie-break stage changes no cloud load.
         limit = MethodSettings(
@@ -206,11 +207,9 @@ def _roll(
             second_stage="none",
         )
         optimum = registry.make_method(registry.REFERENCE, limit)
-        roll: Rollout = _WithOptimum(
-            stream, [], settings, optimum=optimum, stage2=spec.stage2_columns is True
-        )
+        roll: Rollout = _WithOptimum(stream, [], settings, optimum=optimum, stage2=stage2)
     else:
-        roll = Rollout(stream, [], settings, stage2=spec.stage2_columns is True)
+        roll = Rollout(stream, [], settings, stage2=stage2)
     roll.add_lane(label, method)
     rows: list[dict] = []
     while roll.next_step < steps:

@@ -204,13 +204,14 @@ class StudyDir:
                 continue
             if old_spec.cell_fingerprint(twin) != self.spec.cell_fingerprint(cell):
                 continue
-            data: bytes | None = (old / "parts" / cell_file(old_spec, twin)).read_bytes()
-            if data is not None and not data.startswith(self.header):
+            data = (old / "parts" / cell_file(old_spec, twin)).read_bytes()
+            if not data.startswith(self.header):
                 # The one header change a cell survives: stage2_columns switched on, for a
                 # method whose rows leave them empty (its fingerprint is unchanged).
-                data = records.add_empty_columns(data, self.columns, records.STAGE2_COLUMNS)
-            if data is None or not data.startswith(self.header):
-                continue  # other columns (another version's rows): recompute
+                padded = records.add_empty_columns(data, self.columns, records.STAGE2_COLUMNS)
+                if padded is None:
+                    continue  # other columns (another version's rows): recompute
+                data = padded
             path = self.parts / cell_file(self.spec, cell)
             _write_synced(path, data)
             # The row count is checked; the ledger line keeps the time of the run that

@@ -277,6 +277,7 @@ def ascend(
     max_iterations: int,
     patience: int = PATIENCE,
     max_halvings: int | None = None,
+    evaluated: tuple[float, np.ndarray] | None = None,
 ) -> Ascent:
     """Subgradient ascent on L from multipliers ``start``, with Polyak steps along a deflected
     subgradient towards the best plan's objective (``plan``, a feasible mask over the
@@ -284,7 +285,8 @@ def ascend(
     iteration repairs the knapsacks' picks into a plan and keeps it if it is better. After
     ``patience`` steps without a better bound it returns to the best multipliers and halves
     the step. Deterministic (a work limit, no clock). Stops once the bound proves the
-    incumbent, or the step dies out."""
+    incumbent, or the step dies out. ``evaluated``: ``dual.evaluate(start)`` where the caller
+    has it already (the first round then solves no knapsack)."""
     lam = _project(dual, start)
     incumbent = dual.value(plan)
     best, best_lam, step, stall = -math.inf, lam, 1.0, 0
@@ -292,7 +294,10 @@ def ascend(
     direction = None
     while iterations < max_iterations:
         iterations += 1
-        bound, picked = dual.evaluate(lam)
+        if iterations == 1 and evaluated is not None:
+            bound, picked = evaluated
+        else:
+            bound, picked = dual.evaluate(lam)
         if bound > best:
             best, best_lam, stall = bound, lam, 0
         else:
@@ -344,11 +349,12 @@ def ascend_coarse_first(
         return ascend(dual, start, plan, max_iterations)
     coarse = replace(dual, grid_hz=COARSE_GRID_HZ)
     first = ascend(coarse, start, plan, min(COARSE_ROUNDS, max_iterations), max_halvings=0)
-    bound, _ = dual.evaluate(first.multipliers)
+    bound, picked = dual.evaluate(first.multipliers)
     if first.proven or (dual.integral and _short_by(bound, first.incumbent) > FINE_REACH):
         return replace(first, bound=bound, iterations=first.iterations + 1)
-    rest = ascend(dual, first.multipliers, first.plan, max_iterations)
-    return replace(rest, iterations=first.iterations + 1 + rest.iterations)
+    # that round is the fine phase's first
+    rest = ascend(dual, first.multipliers, first.plan, max_iterations, evaluated=(bound, picked))
+    return replace(rest, iterations=first.iterations + rest.iterations)
 
 
 def _short_by(bound: float, incumbent: float) -> float:
