@@ -298,7 +298,8 @@ def _bound_lines(spec: Spec, table: list[dict]) -> list[str]:
 def _stage2_lines(spec: Spec, cells: dict) -> list[str]:
     """With ``stage2_columns``: each exact method's tie-break (fewest migrations among plans
     serving stage 1's users) over its cells' last steps, pooled over seeds: steps whose load
-    stage and whose tie-break are proven, mean migrations and mean proven lower bound."""
+    stage and whose tie-break are proven, mean migrations and mean proven lower bound, and
+    the distribution of the time per step (both stages: the issue's figure of merit)."""
     if not spec.stage2_columns:
         return []
     pooled: dict[tuple[str, str], list[dict]] = defaultdict(list)
@@ -315,11 +316,13 @@ def _stage2_lines(spec: Spec, cells: dict) -> list[str]:
         "",
         f"Over each cell's last {spec.last} steps, all seeds pooled: steps whose load stage "
         "(status) and whose tie-break (stage2_status) end optimal; the tie-break's mean "
-        "value (stage2_objective) and mean proven lower bound (stage2_bound).",
+        "value (stage2_objective) and mean proven lower bound (stage2_bound); seconds per "
+        "step (decision_time_s, both stages): median, 90th percentile and maximum.",
         "",
         "| " + (f"{spec.axis} | " if spec.axis else "") + "method | steps | load proven | "
-        "tie-break proven | migrations | bound | short of the bound |",
-        "|" + "---|" * (7 + bool(spec.axis)),
+        "tie-break proven | migrations | bound | short of the bound | s median | s p90 | "
+        "s max |",
+        "|" + "---|" * (10 + bool(spec.axis)),
     ]
     for value, method in _ordered(spec, pooled):
         parts = pooled[(value, method)]
@@ -331,6 +334,8 @@ def _stage2_lines(spec: Spec, cells: dict) -> list[str]:
         cols = ([value] if spec.axis else []) + [method, str(steps), str(load), str(tie)]
         cols += [fmt(float(np.nanmean(value_))), fmt(float(np.nanmean(bound)))]
         cols.append(fmt(float(np.nanmean(value_ - bound))))
+        seconds = np.concatenate([c["decision_time_s"] for c in parts])
+        cols += [fmt(float(q)) for q in np.nanpercentile(seconds, (50, 90, 100))]
         lines.append("| " + " | ".join(cols) + " |")
     return lines + [""]
 

@@ -484,6 +484,9 @@ def test_stage2_columns_carry_each_exact_methods_tie_break(tmp_path):
     # 2 seeds x the last 3 steps, per xi; every step proven; no bound short of its value
     assert "| 0.8 | milp | 6 | 6 | 6 |" in table and "| 1.2 | lagrangian | 6 | 6 | 6 |" in table
     assert "nearest" not in table
+    (line,) = (row for row in table.splitlines() if row.startswith("| 0.8 | milp |"))
+    median, p90, longest = (float(c) for c in line.strip("| ").split(" | ")[-3:])
+    assert 0 < median <= p90 <= longest  # seconds per step: median, p90, max
 
 
 def test_reuse_pads_stage2_columns_for_methods_without_a_tie_break(tmp_path, capsys):
