@@ -5,7 +5,7 @@ reduced-cost fixing where the bound is one migration short), with the engine's c
 checked by ``verify``.
 
     python benchmarks/bench_tiebreak.py [--sizes 200x8] [--seeds 1-5] [--steps 5,10,20]
-        [--time-limit 30] [--node-limit N] [--out bench_tiebreak.csv]
+        [--time-limit 30] [--node-limit N] [--tree-rounds N] [--out bench_tiebreak.csv]
 
 States: the ones of ``benchmarks/bench_exact.py`` (MILP-greedy's rollout at one HiGHS node
 per stage; cached beside the CSV). Both methods solve each state once, one thread, with
@@ -25,6 +25,7 @@ import csv
 import json
 import statistics
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench_exact import append_row, done_keys, parse_seeds, parse_sizes, state
@@ -38,13 +39,16 @@ ENGINE = "lagrangian"
 COLUMNS = ("size", "seed", "step", "time_limit_s", "node_limit", "cloud_load_bytes", "load_status",
            "milp_stage2", "milp_stage2_s", "milp_migrated", "engine_stage2", "engine_proof",
            "engine_tie_break_s", "engine_highs_s", "rounds", "certified_load",
-           "certified_migrations", "engine_migrated", "verified")  # fmt: skip
+           "certified_migrations", "engine_migrated", "verified", "tree_status",
+           "tree_rounds")  # fmt: skip
 
 
-def run_state(inst, seed: int, step: int, limit: float, nodes: int | None = None) -> dict:
+def run_state(
+    inst, seed: int, step: int, limit: float, nodes: int | None = None, tree: int | None = None
+) -> dict:
     settings = MethodSettings(seed=seed, time_limit_s=limit, threads=1, node_limit=nodes)
     milp = judge(registry.make_method(registry.REFERENCE, settings), inst, step)
-    sol = judge(registry.make_method(ENGINE, settings), inst, step)
+    sol = judge(registry.make_method(ENGINE, replace(settings, tree_rounds=tree)), inst, step)
     info = sol.info
     cert = info.get("certificate", {})
     problems = verify(inst, json.loads(json.dumps(sol.to_dict())))
@@ -63,6 +67,8 @@ def run_state(inst, seed: int, step: int, limit: float, nodes: int | None = None
         "certified_migrations": "migrations" in cert,
         "engine_migrated": sol.metrics["migrated"],
         "verified": not problems,
+        "tree_status": info.get("tree_status", ""),  # empty: the tree search did not run
+        "tree_rounds": info.get("tree_rounds", 0),
     }
 
 
@@ -82,7 +88,7 @@ def summary(path: Path, limit: float, nodes: int | None) -> str:
         + (f", {nodes} nodes per stage" if nodes else "")
         + "; 1 thread",
         "| size | states | milp: tie-break proven | median (max) s | engine: proven | "
-        "of which HiGHS / certificate / fixing | with a certificate | median (max) s "
+        "of which HiGHS / certificate / fixing / tree | with a certificate | median (max) s "
         "| load certified | all verified |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -94,7 +100,8 @@ def summary(path: Path, limit: float, nodes: int | None) -> str:
             f"| {size} | {len(g)} | {sum(r['milp_stage2'] == 'optimal' for r in g)} | "
             f"{statistics.median(milp):.3g} ({max(milp):.3g}) | "
             f"{sum(r['engine_stage2'] == 'optimal' for r in g)} | "
-            f"{_proofs(g, 'highs')} / {_proofs(g, 'certificate')} / {_proofs(g, 'fixing')} | "
+            f"{_proofs(g, 'highs')} / {_proofs(g, 'certificate')} / {_proofs(g, 'fixing')} / "
+            f"{_proofs(g, 'tree')} | "
             f"{sum(r['certified_migrations'] == 'True' for r in g)} | "
             f"{statistics.median(eng):.3g} ({max(eng):.3g}) | "
             f"{sum(r['certified_load'] == 'True' for r in g)} | "
@@ -110,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", default="5,10,20", help="later steps of MILP-greedy's rollout")
     p.add_argument("--time-limit", type=float, default=30.0, help="seconds per HiGHS stage")
     p.add_argument("--node-limit", type=int, default=None, help="HiGHS nodes per stage")
+    p.add_argument(
+        "--tree-rounds",
+        type=int,
+        default=None,
+        help="the engine's tree search budget (knapsack rounds; 0: none; default: the engine's)",
+    )
     p.add_argument("--out", default="bench_tiebreak.csv")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -124,13 +137,20 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 inst = state(users, servers, seed, step, cache)
                 row = dict(zip(COLUMNS[:5], key, strict=True))
-                row.update(run_state(inst, seed, step, args.time_limit, args.node_limit))
+                row.update(
+                    run_state(inst, seed, step, args.time_limit, args.node_limit, args.tree_rounds)
+                )
                 append_row(out, row, COLUMNS)
                 print(
                     f"{key[0]} seed {seed} step {step}: milp {row['milp_stage2']} in "
                     f"{row['milp_stage2_s']:.2f} s; engine {row['engine_stage2']} "
                     f"({row['engine_proof']}) in {row['engine_tie_break_s']:.2f} s, "
-                    f"{row['rounds']} rounds",
+                    f"{row['rounds']} rounds"
+                    + (
+                        f", tree {row['tree_status']} ({row['tree_rounds']} rounds)"
+                        if row["tree_status"]
+                        else ""
+                    ),
                     file=sys.stderr,
                 )
     print(summary(out, args.time_limit, args.node_limit))

@@ -7,7 +7,7 @@ engine: the scaled matrix and 2,000 HiGHS nodes per stage).
 
     python benchmarks/bench_tiebreak_rollout.py [--users 200] [--servers 8] [--seed 1]
         [--steps 15] [--methods milp,lagrangian] [--time-limit 30] [--node-limit N]
-        [--out bench_tiebreak_rollout.csv]
+        [--tree-rounds N] [--out bench_tiebreak_rollout.csv]
 
 One CSV row per method and step, appended as soon as the step is decided; beside the CSV,
 ``<out>.servers.json`` keeps each method's servers after its last row (a rollout's state is its
@@ -50,7 +50,7 @@ def rollout(args: argparse.Namespace, method: str, out: Path, done: list[dict]) 
     stream = generate_stream(Scenario(users=args.users, servers=args.servers), args.seed,
                              steps=args.steps)  # fmt: skip
     settings = MethodSettings(seed=args.seed, time_limit_s=args.time_limit, threads=1,
-                              node_limit=args.node_limit)  # fmt: skip
+                              node_limit=args.node_limit, tree_rounds=args.tree_rounds)  # fmt: skip
     policy = registry.make_method(method, settings)
     rows = list(done)
     if len(done) >= args.steps:
@@ -86,10 +86,12 @@ def _side(out: Path) -> Path:
 
 
 def _run_key(args: argparse.Namespace, method: str) -> str:
-    return "|".join(
+    key = "|".join(
         (str(args.users), str(args.servers), str(args.seed), str(args.time_limit),
          str(args.node_limit or ""), method)
     )  # fmt: skip
+    # a run with its own tree budget is another run (the key of runs without one is unchanged)
+    return key if args.tree_rounds is None else f"{key}|tree={args.tree_rounds}"
 
 
 def _side_doc(out: Path) -> dict:
@@ -164,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
                    + ", ".join(METHODS))  # fmt: skip
     p.add_argument("--time-limit", type=float, default=30.0, help="seconds per HiGHS stage")
     p.add_argument("--node-limit", type=int, default=None, help="HiGHS nodes per stage")
+    p.add_argument(
+        "--tree-rounds",
+        type=int,
+        default=None,
+        help="the engine's tree search budget in knapsack rounds (0: none; default: the "
+        "engine's); give each budget its own --out",
+    )
     p.add_argument("--out", default="bench_tiebreak_rollout.csv")
     args = p.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from dtasm_opt.core.limits import MAX_NODE_LIMIT, MAX_THREADS
+from dtasm_opt.core.limits import MAX_NODE_LIMIT, MAX_THREADS, MAX_TREE_ROUNDS
 from dtasm_opt.core.method import MILP_BACKENDS, SECOND_STAGES, MethodSettings
 from dtasm_opt.errors import InputError
 
@@ -172,6 +172,14 @@ def add_work_limit_options(p: argparse.ArgumentParser | argparse._ArgumentGroup)
         "answer on every run with --threads 1 (lagrangian's default: 2000)",
     )
     p.add_argument(
+        "--tree-rounds",
+        type=count(0, MAX_TREE_ROUNDS),
+        default=None,
+        metavar="N",
+        help="lagrangian: knapsack rounds of the tie-break's tree search per step, a work "
+        "limit (0: no tree search; default: 1500)",
+    )
+    p.add_argument(
         "--deterministic-limit",
         type=real(0.0, strict=True),
         default=None,
@@ -192,6 +200,7 @@ def solver_settings(args: argparse.Namespace) -> MethodSettings:
         second_stage_time_limit_s=args.stage2_time_limit,
         backend=args.backend,
         node_limit=args.node_limit,
+        tree_rounds=args.tree_rounds,
         deterministic_limit=args.deterministic_limit,
     )
 

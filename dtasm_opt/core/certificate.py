@@ -52,13 +52,18 @@ def _units(hz: float, grid: float) -> int:
     return math.floor(Fraction(hz) / Fraction(grid))
 
 
+def _capacity_units(capacity_hz: float, grid: float) -> int:
+    # fsum(weights) <= capacity allows an exact sum half an ulp above it: the next float up
+    return _units(math.nextafter(capacity_hz, math.inf), grid)
+
+
 def _knapsack(
-    weights_hz: list[float], values: list[float], capacity_hz: float, grid: float
+    weights_hz: list[float], values: list[float], capacity_hz: float, grid: float, used: int = 0
 ) -> np.ndarray:
     """table[c]: an upper bound on max sum(values) over subsets that fit in c grid units;
-    table[-1] bounds the subsets with fsum(weights) <= capacity (whose exact sum may exceed
-    the capacity by half an ulp: the next float up covers that)."""
-    cap = _units(math.nextafter(capacity_hz, math.inf), grid)
+    table[-1] bounds the subsets with fsum(weights) <= capacity, less ``used`` grid units
+    (the floored weights of a tree node's forced pairs: floors only leave more room)."""
+    cap = _capacity_units(capacity_hz, grid) - used
     best = np.zeros(cap + 1)
     for w, v in zip(weights_hz, values, strict=True):
         units = _units(w, grid)
@@ -72,11 +77,22 @@ def _knapsack(
 
 
 def recompute(
-    inst: Instance, stage: str, multipliers: np.ndarray, grid: float, served: np.ndarray
+    inst: Instance,
+    stage: str,
+    multipliers: np.ndarray,
+    grid: float,
+    served: np.ndarray,
+    forced: dict[int, int] | None = None,
+    admissibility: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> float:
-    """The certificate's bound for ``stage`` ("load" or "migrations"), recomputed."""
-    ok, required = admissible(inst)
+    """The certificate's bound for ``stage`` ("load" or "migrations"), recomputed; for the
+    migrations stage, ``forced`` {user: ES} restricts it to the plans that place those users
+    so (a node of a tree certificate; the caller checks that each pair is admissible): they
+    lose their rows, pay their move and take their floored units from their ES. +inf where
+    the forced users alone overfill an ES's grid."""
+    ok, required = admissible(inst) if admissibility is None else admissibility
     home = inst.users.server[:, None] == np.arange(inst.n_servers)[None, :]
+    forced = forced or {}
     if stage == "load":
         rows = ok.any(axis=1)
         lam = np.where(rows, np.minimum(multipliers, 0.0), 0.0)
@@ -84,19 +100,27 @@ def recompute(
         value = lam[:, None] + profit[:, None] * np.ones(inst.n_servers)[None, :]
         const = math.fsum(profit.tolist())
     else:
-        rows = served
+        rows = served.copy()
+        rows[list(forced)] = False
         lam = np.where(rows, multipliers, 0.0)
         value = lam[:, None] - np.where(home, 0.0, 1.0)
         from_edge = inst.users.server != inst.cloud
-        const = float(np.count_nonzero(from_edge & ~served))
+        moves = sum(int(inst.users.server[u] != h) for u, h in forced.items())
+        const = float(np.count_nonzero(from_edge & ~served) + moves)
+    used = np.zeros(inst.n_servers, dtype=np.int64)
+    for u, h in forced.items():
+        used[h] += _units(float(required[u, h]), grid)
     kp = []
     for h in range(inst.n_servers):
+        if used[h] > _capacity_units(float(inst.servers.capacity_hz[h]), grid):
+            return math.inf
         users = np.flatnonzero(ok[:, h] & rows)
         table = _knapsack(
             required[users, h].tolist(),
             value[users, h].tolist(),
             float(inst.servers.capacity_hz[h]),
             grid,
+            int(used[h]),
         )
         kp.append(float(table[-1]))
     return const + math.fsum(lam[rows].tolist()) - math.fsum(kp)
@@ -141,7 +165,13 @@ def check(
         if not _number(claimed) or not math.isfinite(claimed):
             problems.append(f"{where}.{stage}.{key}: {claimed!r} is not a finite number")
             continue
-        bound = recompute(inst, stage, np.asarray(lam, dtype=np.float64), float(grid), served)
+        if stage == "migrations" and "tree" in part:
+            bound, tree_problems = tree_bound(inst, part, float(grid), served)
+            if tree_problems:
+                problems += [f"{where}.{stage}.{p}" for p in tree_problems]
+                continue
+        else:
+            bound = recompute(inst, stage, np.asarray(lam, dtype=np.float64), float(grid), served)
         tol = 1e-9 * max(abs(bound), abs(value), 1.0) + (1e-12 * total if stage == "load" else 0)
         if claimed > bound + tol:
             problems.append(
@@ -157,6 +187,65 @@ def check(
                 f"{claimed!r} is below the solution's {value!r}"
             )
     return problems
+
+
+def tree_bound(
+    inst: Instance, part: dict, grid: float, served: np.ndarray
+) -> tuple[float, list[str]]:
+    """(The least bound over a tree certificate's leaves, problems). ``part["tree"]``: a node
+    is ``{"user": u, "children": [[h, node], ...]}`` (u a served user not yet placed, one child
+    for every ES that admits u: together they cover every plan of the node), or a leaf
+    ``{"multipliers": i}`` (its bound recomputed at ``part["tree_multipliers"][i]`` with the
+    path's users placed), or ``{"infeasible": true}`` (the path's users alone overfill an ES,
+    by the simulator's test fsum > capacity)."""
+    table = part.get("tree_multipliers")
+    if not isinstance(table, list) or not all(
+        isinstance(m, list)
+        and len(m) == inst.n_users
+        and all(_number(x) and math.isfinite(x) for x in m)
+        for m in table
+    ):
+        return math.nan, [f"tree_multipliers: expected lists of {inst.n_users} finite numbers"]
+    admissibility = admissible(inst)
+    ok, required = admissibility
+    lams = [np.asarray(m, dtype=np.float64) for m in table]
+    least, problems = math.inf, list[str]()
+    stack: list[tuple[object, dict[int, int], str]] = [(part["tree"], {}, "tree")]
+    while stack and not problems:
+        node, forced, where = stack.pop()
+        if not isinstance(node, dict):
+            problems.append(f"{where}: expected an object")
+        elif "user" in node:
+            u, children = node.get("user"), node.get("children")
+            if not isinstance(u, int) or not 0 <= u < inst.n_users or not served[u] or u in forced:
+                problems.append(f"{where}.user: {u!r} is not a served user left to place")
+            elif not isinstance(children, list) or not all(
+                isinstance(c, list) and len(c) == 2 and isinstance(c[0], int) for c in children
+            ):
+                problems.append(f"{where}.children: expected [ES, node] pairs")
+            elif {c[0] for c in children} != set(np.flatnonzero(ok[u]).tolist()):
+                problems.append(
+                    f"{where}.children: user {u}'s children must be its admissible ESs "
+                    f"{np.flatnonzero(ok[u]).tolist()}, got {[c[0] for c in children]}"
+                )
+            else:
+                for i, (h, child) in enumerate(children):
+                    stack.append((child, forced | {u: h}, f"{where}.children[{i}]"))
+        elif node.get("infeasible") is True:
+            if not any(
+                math.fsum(float(required[u, h]) for u, g in forced.items() if g == h)
+                > float(inst.servers.capacity_hz[h])
+                for h in set(forced.values())
+            ):
+                problems.append(f"{where}: its placed users fit every ES, not infeasible")
+        elif isinstance(node.get("multipliers"), int) and 0 <= node["multipliers"] < len(lams):
+            bound = recompute(
+                inst, "migrations", lams[node["multipliers"]], grid, served, forced, admissibility
+            )
+            least = min(least, bound)
+        else:
+            problems.append(f"{where}: expected a branch, an infeasible leaf or multipliers")
+    return least, problems
 
 
 def _proves(stage: str, bound: float, value: float, tol: float) -> bool:

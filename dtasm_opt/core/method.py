@@ -43,6 +43,11 @@ class MethodSettings:
     node_limit: int | None = option(
         None, "milp: HiGHS branch-and-bound nodes per stage, a work limit (same answer every run)"
     )
+    tree_rounds: int | None = option(
+        None,
+        "lagrangian: knapsack rounds of the tie-break's tree search per step, a work limit "
+        "(0: no tree search; default 1500)",
+    )
     deterministic_limit: float | None = option(
         None, "cpsat: CP-SAT deterministic time per solve, a work limit (same answer every run)"
     )

@@ -8,8 +8,10 @@ it can with a Lagrangian bound (:mod:`.lagrangian`: one knapsack per ES, subgrad
 from the LP duals, first on a coarse grid whose rounds cost a quarter, then at most
 ``ASCENT_ROUNDS`` knapsack rounds on the 1 MHz grid). Migrations are integers, so
 ceil(bound) >= the incumbent proves it; where HiGHS stopped at its limit this upgrades the
-tie-break to proven, and where the bound is one migration short, reduced-cost fixing leaves
-HiGHS a small problem that settles it.
+tie-break to proven. Where the bound stays at most ``TREE_REACH`` migrations short, a branch
+and bound on it (:mod:`.lagrangian_tree`, ``tree_rounds`` knapsack rounds) looks for better
+plans and proves the best it finds; and where that stops at its limit with the bound one
+migration short, reduced-cost fixing leaves HiGHS a small problem that settles it.
 
 Every proof comes with the multipliers in ``Decision.info["certificate"]``
 (``dtasm-certificate/1``), from which ``verify`` recomputes the bound with its own knapsacks
@@ -19,11 +21,13 @@ Every proof comes with the multipliers in ``Decision.info["certificate"]``
   that no plan leaves less in the cloud. When the ESs are overloaded the Lagrangian bound
   stays below the optimum (the duality gap of this generalized assignment problem), so the
   load stage is HiGHS's, proven or not, and carries no certificate.
-- ``migrations``: the ascent's multipliers, whenever they prove the tie-break. A proof by
-  fixing (the bound one short, HiGHS finding nothing better in what fixing leaves) has none.
+- ``migrations``: the ascent's multipliers, whenever they prove the tie-break, or the tree
+  search's tree (every leaf's multipliers) where it does. A proof by fixing (the bound one
+  short, HiGHS finding nothing better in what fixing leaves) has none.
 
-What it does not do yet (issue 9): branch on the Lagrangian bound, so an overloaded load
-stage is proven no further than HiGHS proves it, and a fixing proof has no certificate.
+What it does not do yet (issue 9): branch on the load stage's bound, so an overloaded load
+stage is proven no further than HiGHS proves it (there the Lagrangian bound is no stronger
+than HiGHS's own, README).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from dtasm_opt.solvers.exact.lagrangian import (
     lp_multipliers,
     migrations_dual,
 )
+from dtasm_opt.solvers.exact.lagrangian_tree import branch_and_bound
 from dtasm_opt.solvers.exact.milp import MilpGreedy, backend_class, make_milp
 from dtasm_opt.solvers.exact.milp_driver import second_stage, solve_step
 
@@ -66,6 +71,13 @@ ENGINE_NODE_LIMIT = 2_000
 # HiGHS's node budget on the problem that reduced-cost fixing leaves (a work limit of its own:
 # that problem is small, and a method run at --node-limit 1 would otherwise stop at its root).
 FIXED_SEARCH_NODES = 10_000
+# The tie-break's tree search (:mod:`.lagrangian_tree`): its default budget in knapsack rounds
+# (about 45 ms each at (200, 8): some 70 s at most), a node cap that keeps its certificate
+# small, and how far short of the incumbent the root bound may be for the search to start (on
+# bench_tiebreak's states the fine ascent never closed more than 2 integers, README).
+TREE_ROUNDS = 1_500
+TREE_NODES = 500
+TREE_REACH = 2
 
 
 @dataclass
@@ -75,6 +87,7 @@ class LagrangianEngine:
     milp: MilpGreedy
     name: str = "lagrangian"
     rounds: int = ASCENT_ROUNDS
+    tree_rounds: int = TREE_ROUNDS
 
     def decide(self, inst: Instance, step: int) -> Decision:
         options = self.milp.options
@@ -124,6 +137,8 @@ class LagrangianEngine:
            fixed to 0 (reduced-cost fixing) and HiGHS searches what is left, often a small
            problem. A plan of z - 1 is then proven by the same multipliers; none (infeasible,
            or an optimum >= z) proves z by the fixing and HiGHS together (no certificate).
+        5. If the bound still proves z - TREE_REACH but not z, the tree search: better plans,
+           and a proof whose tree is the certificate (:mod:`.lagrangian_tree`).
         """
         options = self.milp.options
         dual = migrations_dual(problem, problem.served(chosen))
@@ -167,6 +182,27 @@ class LagrangianEngine:
                 chosen, value = new, dual.value(new)  # z - 1: the bound proves it
             elif out.get("stage2_status") in ("optimal", "infeasible"):
                 proof = "fixing"  # no plan of z - 1 exists: z is optimal
+        # After fixing: HiGHS's search on the fixed problem finds the plan one better more
+        # often than the tree does, and the tree starts best from the best incumbent. Where
+        # fixing has proved z, the tree's proof adds the certificate.
+        tree = None
+        if (
+            self.tree_rounds > 0
+            and not dual.proves(bound, value)
+            and dual.proves(bound, value - TREE_REACH)
+        ):
+            t0 = time.perf_counter()
+            tree = branch_and_bound(dual, lam, chosen, TREE_NODES, self.tree_rounds)
+            info.update(
+                tree_status="optimal" if tree.proven else "work_limit",
+                tree_nodes=tree.nodes,
+                tree_rounds=tree.rounds,
+                tree_s=time.perf_counter() - t0,
+            )
+            if tree.incumbent < value:
+                chosen, value, proof = tree.plan, tree.incumbent, None
+            if tree.proven:
+                proof = "tree"
         info.update(
             stage2_objective=value,
             stage2_s=highs_s,
@@ -176,12 +212,12 @@ class LagrangianEngine:
             lagrangian_s=certify_s,
             tie_break_s=time.perf_counter() - start,
         )
-        certified = dual.proves(bound, value)
+        certified = dual.proves(bound, value) or proof == "tree"
         if info.get("stage2_status", "optimal") == "optimal":
             info["stage2_proof"] = "highs"
         elif certified or proof is not None:
             info["stage2_highs_status"] = info["stage2_status"]
-            info["stage2_proof"] = "certificate" if certified else "fixing"
+            info["stage2_proof"] = proof if proof is not None else "certificate"
         if certified or proof is not None:
             info["stage2_status"] = "optimal"
             info["stage2_bound"] = value
@@ -191,6 +227,14 @@ class LagrangianEngine:
             info["stage2_bound"] = ceiling if highs is None else max(float(highs), ceiling)
         if not certified:
             return chosen, None
+        if tree is not None and tree.proven:
+            return chosen, {
+                "multipliers": lam.tolist(),  # the root's
+                "bound": tree.bound,
+                "proves_optimal": True,
+                "tree": tree.tree,
+                "tree_multipliers": tree.multipliers,
+            }
         return chosen, {"multipliers": lam.tolist(), "bound": bound, "proves_optimal": True}
 
 
@@ -222,4 +266,5 @@ def make_lagrangian(name: str, settings: MethodSettings) -> LagrangianEngine:
         backend=settings.backend or ENGINE_BACKEND,
         node_limit=ENGINE_NODE_LIMIT if settings.node_limit is None else settings.node_limit,
     )
-    return LagrangianEngine(milp=make_milp(name, settings), name=name)
+    tree_rounds = TREE_ROUNDS if settings.tree_rounds is None else settings.tree_rounds
+    return LagrangianEngine(milp=make_milp(name, settings), name=name, tree_rounds=tree_rounds)

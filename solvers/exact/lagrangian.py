@@ -82,6 +82,9 @@ class StageDual:
     equality: bool  # rows are "= 1" (else "<= 1": multipliers <= 0)
     integral: bool  # every plan's objective is an integer (ceil proves)
     grid_hz: float = GRID_HZ
+    # Pairs forced into every plan (a node of :mod:`.lagrangian_tree`): their users have no
+    # row and no pair left here, their costs are in ``const``, their grid units leave their ES.
+    forced: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         p = self.problem.pairs
@@ -89,10 +92,23 @@ class StageDual:
         per_es = [np.flatnonzero(server == h) for h in range(self.problem.n_servers)]
         units = floor_units(p.required_hz[self.pair_ids], self.grid_hz)
         caps = [capacity_units(float(c), self.grid_hz) for c in self.problem.capacity_hz]
+        if self.forced:
+            forced = np.asarray(self.forced)
+            used = np.bincount(
+                p.server[forced],
+                weights=floor_units(p.required_hz[forced], self.grid_hz),
+                minlength=self.problem.n_servers,
+            )
+            caps = [c - int(u) for c, u in zip(caps, used, strict=True)]
         object.__setattr__(self, "_per_es", per_es)
         object.__setattr__(self, "_units", units)
         object.__setattr__(self, "_caps", caps)
         object.__setattr__(self, "_user", p.user[self.pair_ids])
+
+    @property
+    def infeasible(self) -> bool:
+        """The forced pairs alone overfill some ES's grid capacity (so, its real one)."""
+        return min(self._caps) < 0  # type: ignore[attr-defined]
 
     def evaluate(self, lam: np.ndarray) -> tuple[float, np.ndarray]:
         """(L(lam), the knapsacks' picks as a mask over ``pair_ids``), lam of shape (U,)."""
@@ -105,6 +121,10 @@ class StageDual:
         (taking it away from the user's other ESs only lowers theirs)."""
         bound, _, penalty = self._solve(lam, penalties=True)
         return bound, penalty
+
+    def evaluate_with_penalties(self, lam: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """(L(lam), the knapsacks' picks, the forced-in penalties) in one round."""
+        return self._solve(lam, penalties=True)
 
     def _solve(self, lam: np.ndarray, penalties: bool) -> tuple[float, np.ndarray, np.ndarray]:
         picked = np.zeros(self.pair_ids.size, dtype=bool)
@@ -141,6 +161,9 @@ class StageDual:
         problem, p = self.problem, self.problem.pairs
         room = problem.model_capacity_hz.copy()
         owner = np.full(problem.n_users, -1)
+        for k in self.forced:
+            owner[p.user[k]] = k
+            room[p.server[k]] -= p.required_hz[k]
         ids = self.pair_ids[picked]
         # cheapest first, then lightest: the pair a user keeps when picked twice
         for k in ids[np.lexsort((p.required_hz[ids], self.cost[picked]))]:
@@ -278,6 +301,7 @@ def ascend(
     patience: int = PATIENCE,
     max_halvings: int | None = None,
     evaluated: tuple[float, np.ndarray] | None = None,
+    incumbent: float | None = None,
 ) -> Ascent:
     """Subgradient ascent on L from multipliers ``start``, with Polyak steps along a deflected
     subgradient towards the best plan's objective (``plan``, a feasible mask over the
@@ -286,9 +310,11 @@ def ascend(
     ``patience`` steps without a better bound it returns to the best multipliers and halves
     the step. Deterministic (a work limit, no clock). Stops once the bound proves the
     incumbent, or the step dies out. ``evaluated``: ``dual.evaluate(start)`` where the caller
-    has it already (the first round then solves no knapsack)."""
+    has it already (the first round then solves no knapsack). ``incumbent``: the value of
+    ``plan`` where ``dual`` cannot compute it (a node of the tree search, whose forced pairs
+    ``plan`` need not hold); a repaired plan then replaces ``plan`` only if it beats it."""
     lam = _project(dual, start)
-    incumbent = dual.value(plan)
+    incumbent = dual.value(plan) if incumbent is None else incumbent
     best, best_lam, step, stall = -math.inf, lam, 1.0, 0
     iterations = halvings = 0
     direction = None

@@ -69,6 +69,7 @@ def commands(p: dict[str, str]) -> dict:
                 "--stage2-time-limit": POSITIVE,
                 "--backend": CHOICE,
                 "--node-limit": COUNT,
+                "--tree-rounds": COUNT0,
                 "--deterministic-limit": POSITIVE,
                 "--step": ["0", "-1", "x"],  # --step on an instance is refused too
                 "--out": [f"{out}/nodir/x.json", out],
@@ -90,6 +91,7 @@ def commands(p: dict[str, str]) -> dict:
                 "--time-limit": POSITIVE,
                 "--threads": COUNT,
                 "--node-limit": COUNT,
+                "--tree-rounds": COUNT0,
                 "--deterministic-limit": POSITIVE,
                 "--out": [f"{out}/nodir/r.csv", out],
                 "INPUT": [*p["bad_files"], p["inst"]],

@@ -170,7 +170,13 @@ def test_work_limit_flags_reach_the_solvers(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "flags", [["--node-limit", "0"], ["--node-limit", "x"], ["--deterministic-limit", "0"]]
+    "flags",
+    [
+        ["--node-limit", "0"],
+        ["--node-limit", "x"],
+        ["--deterministic-limit", "0"],
+        ["--tree-rounds", "-1"],
+    ],
 )
 def test_bad_work_limits_exit_2(instance_file, capsys, flags):
     rc, out, err = solve(capsys, instance_file, "--method", "milp", *flags)
