@@ -192,13 +192,14 @@ def check(
 def tree_bound(
     inst: Instance, part: dict, grid: float, served: np.ndarray
 ) -> tuple[float, list[str]]:
-    """(The least bound over a tree certificate's leaves, problems). ``part["tree"]``: a node
-    is ``{"user": u, "children": [[h, node], ...]}`` (u a served user not yet placed, one child
-    for every ES that admits u: together they cover every plan of the node), or a leaf
-    ``{"multipliers": i}`` (its bound recomputed at ``part["tree_multipliers"][i]`` with the
-    path's users placed), or ``{"infeasible": true}`` (the path's users alone overfill an ES,
-    by the simulator's test fsum > capacity)."""
-    table = part.get("tree_multipliers")
+    """(The least bound over a tree certificate's leaves, problems). ``part["tree"]`` lists the
+    tree's nodes in preorder (flat, so no file nests as deep as the tree): a branch
+    ``{"user": u, "children": [h, ...]}`` (u a served user not yet placed, one child for every
+    ES that admits u, in that order: together they cover every plan of the node) is followed
+    by its children's subtrees; a leaf is ``{"multipliers": i}`` (its bound recomputed at
+    ``part["tree_multipliers"][i]`` with the path's users placed) or ``{"infeasible": true}``
+    (the path's users alone overfill an ES, by the simulator's test fsum > capacity)."""
+    table, tree = part.get("tree_multipliers"), part.get("tree")
     if not isinstance(table, list) or not all(
         isinstance(m, list)
         and len(m) == inst.n_users
@@ -206,31 +207,36 @@ def tree_bound(
         for m in table
     ):
         return math.nan, [f"tree_multipliers: expected lists of {inst.n_users} finite numbers"]
+    if not isinstance(tree, list) or not tree:
+        return math.nan, ["tree: expected a non-empty list of nodes"]
     admissibility = admissible(inst)
     ok, required = admissibility
     lams = [np.asarray(m, dtype=np.float64) for m in table]
     least, problems = math.inf, list[str]()
-    stack: list[tuple[object, dict[int, int], str]] = [(part["tree"], {}, "tree")]
-    while stack and not problems:
-        node, forced, where = stack.pop()
+    pending: list[dict[int, int]] = [{}]  # the placements of the subtrees still to read
+    pos = 0
+    while pending and not problems:
+        forced = pending.pop()
+        if pos == len(tree):
+            problems.append("tree: ends before every branch has its children")
+            break
+        node, where = tree[pos], f"tree[{pos}]"
+        pos += 1
         if not isinstance(node, dict):
             problems.append(f"{where}: expected an object")
         elif "user" in node:
             u, children = node.get("user"), node.get("children")
             if not isinstance(u, int) or not 0 <= u < inst.n_users or not served[u] or u in forced:
                 problems.append(f"{where}.user: {u!r} is not a served user left to place")
-            elif not isinstance(children, list) or not all(
-                isinstance(c, list) and len(c) == 2 and isinstance(c[0], int) for c in children
-            ):
-                problems.append(f"{where}.children: expected [ES, node] pairs")
-            elif {c[0] for c in children} != set(np.flatnonzero(ok[u]).tolist()):
+            elif not isinstance(children, list) or not all(isinstance(h, int) for h in children):
+                problems.append(f"{where}.children: expected a list of ESs")
+            elif children != np.flatnonzero(ok[u]).tolist():
                 problems.append(
                     f"{where}.children: user {u}'s children must be its admissible ESs "
-                    f"{np.flatnonzero(ok[u]).tolist()}, got {[c[0] for c in children]}"
+                    f"{np.flatnonzero(ok[u]).tolist()}, got {children}"
                 )
             else:
-                for i, (h, child) in enumerate(children):
-                    stack.append((child, forced | {u: h}, f"{where}.children[{i}]"))
+                pending += [forced | {u: h} for h in reversed(children)]
         elif node.get("infeasible") is True:
             if not any(
                 math.fsum(float(required[u, h]) for u, g in forced.items() if g == h)
@@ -245,6 +251,8 @@ def tree_bound(
             least = min(least, bound)
         else:
             problems.append(f"{where}: expected a branch, an infeasible leaf or multipliers")
+    if not problems and pos != len(tree):
+        problems.append(f"tree: {len(tree) - pos} nodes after the last subtree")
     return least, problems
 
 

@@ -52,7 +52,7 @@ class TreeSearch:
     plan: np.ndarray  # (K,) mask over the problem's pairs: the best plan found
     nodes: int
     rounds: int  # knapsack rounds, coarse and fine
-    tree: dict | None  # the certificate's tree (when proven)
+    tree: list[dict] | None  # the certificate's tree in preorder (when proven)
     multipliers: list[list[float]]  # the tree's leaves point into this list
 
 
@@ -87,13 +87,15 @@ class _Search:
         # +inf: a forced pair that no longer fits its ES's grid (an infeasible child)
         return bound == math.inf or math.ceil(bound - INTEGER_SLACK) >= self.incumbent
 
-    def _leaf(self, lam: np.ndarray, bound: float) -> dict:
+    def _leaf(self, lam: np.ndarray, bound: float) -> list[dict]:
         self.least = min(self.least, bound)
-        return {"multipliers": self._keep(lam)}
+        return [{"multipliers": self._keep(lam)}]
 
-    def visit(self, dual: StageDual, lam: np.ndarray, climb: bool) -> dict:
+    def visit(self, dual: StageDual, lam: np.ndarray, climb: bool) -> list[dict]:
+        """The subtree of ``dual``'s node in preorder: a branch, then its children's
+        subtrees in the order of its ESs (a flat list: no nesting as deep as the tree)."""
         if dual.infeasible:
-            return {"infeasible": True}
+            return [{"infeasible": True}]
         if self.nodes >= self.node_limit or self.rounds >= self.round_limit:
             raise _Limit
         self.nodes += 1
@@ -119,20 +121,22 @@ class _Search:
         mine = self.user_pairs[user]
         local = np.searchsorted(dual.pair_ids, self.root.pair_ids[mine])
         parent = None
-        children = []
+        subtrees: dict[int, list[dict]] = {}
         for k in local[np.argsort(penalty[local], kind="stable")]:
             server = int(dual.problem.pairs.server[dual.pair_ids[k]])
             if self._closed(bound + penalty[k]):
                 # closed by the penalty: the child's bound at these multipliers proves it
                 self.least = min(self.least, bound + float(penalty[k]))
                 parent = self._keep(lam) if parent is None else parent
-                children.append([server, {"multipliers": parent}])
+                subtrees[server] = [{"multipliers": parent}]
                 continue
-            child = _force(dual, int(k))
-            children.append([server, self.visit(child, lam, climb=True)])
-        return {"user": int(user), "children": sorted(children, key=lambda c: c[0])}
+            subtrees[server] = self.visit(_force(dual, int(k)), lam, climb=True)
+        out = [{"user": int(user), "children": sorted(subtrees)}]
+        for server in sorted(subtrees):
+            out += subtrees[server]
+        return out
 
-    def _settle(self, dual: StageDual) -> dict:
+    def _settle(self, dual: StageDual) -> list[dict]:
         """A node whose users each have one pair left (the grid rounded their plan in, so the
         knapsacks could not close it): the chain that places them, ending at the plan itself,
         which either overfills an ES (an infeasible leaf) or is a plan (L = its value, at any
@@ -150,17 +154,18 @@ class _Search:
         plan = np.zeros(pairs.n_pairs, dtype=bool)
         plan[list(final.forced)] = True
         if not dual.problem.fits(plan).all():
-            node: dict = {"infeasible": True}
+            leaf = [{"infeasible": True}]
         else:
             if final.const < self.incumbent:
                 if not _within_margin(dual.problem, plan):
                     raise _Limit  # a plan for the ESs, not for the model: neither plan nor leaf
                 self._improve(plan, final.const)
-            node = self._leaf(np.zeros(dual.rows.shape), final.const)  # L = its value
-        for k in range(dual.pair_ids.size - 1, -1, -1):
-            server = int(pairs.server[dual.pair_ids[k]])
-            node = {"user": int(users[k]), "children": [[server, node]]}
-        return node
+            leaf = self._leaf(np.zeros(dual.rows.shape), final.const)  # L = its value
+        chain = [
+            {"user": int(u), "children": [int(h)]}
+            for u, h in zip(users, pairs.server[dual.pair_ids], strict=True)
+        ]
+        return chain + leaf
 
     def _improve(self, plan: np.ndarray, value: float) -> None:
         if value < self.incumbent:
@@ -231,7 +236,7 @@ def branch_and_bound(
         raise ValueError("the tree search needs an integral stage (ceil(bound) proves)")
     search = _Search(dual, node_limit, round_limit, node_rounds, plan, dual.value(plan))
     try:
-        tree: dict | None = search.visit(dual, multipliers, climb=False)
+        tree: list[dict] | None = search.visit(dual, multipliers, climb=False)
     except _Limit:
         tree = None
     return TreeSearch(

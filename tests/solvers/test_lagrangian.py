@@ -444,24 +444,48 @@ def test_the_tree_search_proves_it_with_a_certificate(one_short: Instance) -> No
     _agrees_with_plain_highs(one_short, sol)
 
 
+def _first_branch(tree: list[dict]) -> int:
+    return next(i for i, node in enumerate(tree) if len(node.get("children", [])) >= 2)
+
+
+def _drop_child(tree: list[dict]) -> None:
+    tree[_first_branch(tree)]["children"].pop()
+
+
+def _false_infeasible(tree: list[dict]) -> None:
+    i = _first_branch(tree)
+    tree[i + 1 :] = [{"infeasible": True}, *tree[i + 1 :]]  # a leaf too many, first of all
+
+
+def _bad_user(tree: list[dict]) -> None:
+    tree[_first_branch(tree)]["user"] = -1
+
+
+def _bad_index(tree: list[dict]) -> None:
+    leaf = next(i for i, node in enumerate(tree) if "multipliers" in node)
+    tree[leaf] = {"multipliers": 10**6}
+
+
+def _truncated(tree: list[dict]) -> None:
+    del tree[-1]
+
+
 @pytest.mark.parametrize(
     "tamper, message",
     [
         # a branch that leaves out one of its user's ESs covers only part of the plans
-        (lambda t: t["children"].pop(), "must be its admissible ESs"),
-        # a leaf that claims an overfull ES where its users fit
-        (lambda t: t["children"][0].__setitem__(1, {"infeasible": True}), "not infeasible"),
-        (lambda t: t.update(user=-1), "not a served user"),
-        (lambda t: t["children"][0].__setitem__(1, {"multipliers": 10**6}), "multipliers"),
+        (_drop_child, "must be its admissible ESs"),
+        # an infeasible leaf where its users fit (and, after it, one node too many)
+        (_false_infeasible, "not infeasible"),
+        (_bad_user, "not a served user"),
+        (_bad_index, "multipliers"),
+        (_truncated, "ends before"),
     ],
 )
 def test_a_tampered_tree_is_caught(one_short: Instance, tamper, message: str) -> None:
     sol = judge(engine(time_limit_s=60.0, node_limit=1), one_short)
     doc = copy.deepcopy(as_json(sol))
-    tree = doc["info"]["certificate"]["migrations"]["tree"]
-    while len(tree["children"]) < 2 or "user" not in tree:  # the first real branching
-        tree = tree["children"][0][1]
-    tamper(tree)
+    tamper(doc["info"]["certificate"]["migrations"]["tree"])
     problems = verify(one_short, doc)
     assert any(message in p for p in problems), problems
 
@@ -565,6 +589,10 @@ def test_the_tree_search_equals_brute_force_from_a_weak_start() -> None:
         assert tree.proven, seed
         assert tree.incumbent == _fewest_migrations(problem, served), seed
         assert problem.fits(tree.plan).all() and dual.value(tree.plan) == tree.incumbent
+        # preorder, flat: a certificate file never nests as deep as its tree
+        for node in tree.tree:
+            assert set(node) <= {"user", "children", "multipliers", "infeasible"}
+            assert all(isinstance(h, int) for h in node.get("children", []))
         part = {"tree": tree.tree, "tree_multipliers": tree.multipliers}
         least, problems = tree_bound(inst, part, dual.grid_hz, served)
         assert problems == [], (seed, problems)
