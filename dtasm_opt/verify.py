@@ -32,8 +32,9 @@ def build_parser() -> cli.Parser:
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     inst = read_instance(args.instance)
+    doc = read_json(args.solution)
     try:
-        problems = verify(inst, read_json(args.solution), args.rtol)
+        problems = verify(inst, doc, args.rtol)
     except InputError as exc:
         raise InputError(f"{args.solution}: {exc}") from None
     for line in problems:
@@ -42,7 +43,28 @@ def _main(argv: Sequence[str] | None) -> int:
         cli.say(args, f"INVALID: {len(problems)} problem(s)")
         return EXIT_INVALID
     cli.say(args, "valid")
+    for line in _certified(doc):
+        cli.say(args, line)
     return cli.EXIT_OK
+
+
+def _certified(doc: object) -> list[str]:
+    """What a valid solution's certificate proved, once verify has recomputed it."""
+    info = doc.get("info") if isinstance(doc, dict) else None
+    cert = info.get("certificate") if isinstance(info, dict) else None
+    if not isinstance(cert, dict):
+        return []
+    out = []
+    for stage, what in (("load", "cloud load"), ("migrations", "migrations")):
+        part = cert.get(stage)
+        if isinstance(part, dict) and part.get("proves_optimal") is True:
+            how = (
+                f"a tree of {len(part['tree'])} nodes"
+                if isinstance(part.get("tree"), list)
+                else "its multipliers"
+            )
+            out.append(f"certificate: {what} proven optimal (recomputed from {how})")
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -198,7 +198,10 @@ def test_lagrangian_solution_and_its_certificate_pass_verify(instance_file, tmp_
     check_solution(doc, files.read_instance(instance_file))
     assert doc["status"] == "optimal"
     assert doc["info"]["certificate"]["format"] == "dtasm-certificate/1"
+    capsys.readouterr()
     assert verify_main([str(instance_file), str(out)]) == 0
+    said = capsys.readouterr().err  # messages go to stderr
+    assert said.startswith("valid") and "proven optimal (recomputed from" in said
     cert = doc["info"]["certificate"]
     part, key = ("migrations", "bound") if "migrations" in cert else ("load", "bound_bytes")
     cert[part][key] += 1e6
