@@ -34,10 +34,12 @@ from dtasm_opt.solvers.exact.lagrangian import INTEGER_SLACK, StageDual, ascend
 
 # Each node below the root climbs from its parent's multipliers for at most this many knapsack
 # rounds, halving its step after NODE_PATIENCE rounds without a better bound (the root has had
-# the engine's full ascent). On two later states at U = 200 (bench_tiebreak's u200-h8-s1-t5 and
-# -t20), (40, 8) on the 1 MHz grid closed the trees in 15 and 159 nodes (462 and 1,201 rounds);
-# 20 rounds on the 4 MHz grid, a quarter of the cost per round, needed 174 nodes for the first
-# (the same time) and did not close the second in 216: its looser bound closes fewer children.
+# the engine's full ascent). On bench_tiebreak's u200-h8-s1-t5 and -t20 states, (40, 8) on the
+# 1 MHz grid closed the trees in 15 and 159 nodes (462 and 1,201 rounds); 20 rounds on the
+# 4 MHz grid, a quarter of the cost per round, needed 174 nodes (2,792 rounds) for the first,
+# in the same time: its looser bound closes fewer children. (15, 5) took fewer rounds on four
+# states at (100, 4) and (120, 4) (455-1,554 against 716-1,500+) but more on those two (595 and
+# 1,432).
 NODE_ROUNDS = 40
 NODE_PATIENCE = 8
 
