@@ -55,3 +55,14 @@ def close(a: float, b: float, rel: float = 1e-9) -> bool:
 SEEDS = st.integers(0, 2**32 - 1)
 # (users, servers): at most 4^5 = 1024 actions for the brute force.
 SIZES = st.sampled_from([(u, h) for u in range(2, 6) for h in range(1, 4)])
+
+
+def plans_serving(problem, served: np.ndarray):
+    """Every plan (mask over pairs) that puts each served user on one of its ESs and fits."""
+    p = problem.pairs
+    options = [np.flatnonzero(p.user == u) for u in np.flatnonzero(served)]
+    for picks in itertools.product(*options):
+        chosen = np.zeros(p.n_pairs, dtype=bool)
+        chosen[list(picks)] = True
+        if problem.fits(chosen).all():
+            yield chosen

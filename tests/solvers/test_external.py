@@ -133,7 +133,8 @@ def test_sb3_loading_runs_no_pickled_code(trained, monkeypatch):
 
     def recording(*args, **kwargs):  # SB3 reads the weights itself: it must pass the flag
         weights_only.append(kwargs.get("weights_only"))
-        return real(*args, **kwargs)
+        # records what the caller asked for; this read itself never unpickles
+        return real(*args, **{**kwargs, "weights_only": True})
 
     monkeypatch.setattr(torch, "load", recording)
     from dtasm_opt.solvers.external.sb3_policy import make_sb3

@@ -1,0 +1,194 @@
+"""The engine's tree search on the tie-break's bound (:mod:`solvers.exact.lagrangian_tree`):
+it closes at the brute-force optimum from a weak start, its tree is a certificate that
+``verify`` walks and recomputes leaf by leaf, a tampered tree is caught, and it repeats itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+from bruteforce import close, plans_serving, tiny_instance
+from engine_method import as_json, engine
+
+from dtasm_opt.core import simulator
+from dtasm_opt.core.certificate import tree_bound
+from dtasm_opt.core.generator import Scenario
+from dtasm_opt.core.instance import Instance
+from dtasm_opt.core.solution import judge
+from dtasm_opt.core.verify import verify
+from dtasm_opt.experiments.states import rollout_state
+from dtasm_opt.models.step_problem import step_problem
+from dtasm_opt.solvers.exact.highs_direct import solve_direct
+from dtasm_opt.solvers.exact.lagrangian import migrations_dual
+from dtasm_opt.solvers.exact.lagrangian_tree import branch_and_bound
+from dtasm_opt.solvers.exact.milp_driver import SolveOptions
+
+
+@pytest.fixture(scope="module")
+def one_short() -> Instance:
+    """A (100, 4) state where HiGHS stopped at its root (--node-limit 1) leaves an incumbent
+    the ascent's bound cannot reach but proves one below."""
+    return rollout_state(Scenario(users=100, servers=4), 1, 3)
+
+
+@pytest.fixture(scope="module")
+def by_tree(one_short: Instance):
+    """The engine's solution of that state with its default tree search (solved once: the
+    tests below read it, and tamper with copies)."""
+    return judge(engine(time_limit_s=60.0, node_limit=1), one_short)
+
+
+def _agrees_with_plain_highs(inst: Instance, sol) -> None:
+    ref = solve_direct(inst, SolveOptions())
+    assert ref.info["stage2_status"] == "optimal"
+    assert sol.metrics["migrated"] == simulator.apply(inst, ref.action).migrated
+    assert close(sol.cloud_load_bytes, simulator.apply(inst, ref.action).cloud_load_bytes)
+    assert verify(inst, as_json(sol)) == []
+
+
+def test_one_below_search_proves_by_fixing(one_short: Instance) -> None:
+    """Without the tree search: on the pairs that reduced-cost fixing leaves HiGHS finds
+    nothing better, so the engine proves the tie-break by fixing (no certificate). Plain
+    HiGHS with no limit agrees."""
+    sol = judge(engine(time_limit_s=60.0, node_limit=1, tree_rounds=0), one_short)
+    assert sol.info["stage2_proof"] == "fixing", sol.info
+    assert sol.info["stage2_highs_status"] == "work_limit"
+    assert sol.info["stage2_status"] == "optimal" and sol.info["fixed_pairs"] > 0
+    assert "migrations" not in sol.info.get("certificate", {})  # fixing gives no certificate
+    assert "tree_status" not in sol.info
+    _agrees_with_plain_highs(one_short, sol)
+
+
+def test_the_tree_search_proves_it_with_a_certificate(one_short: Instance, by_tree) -> None:
+    """By default the tree search settles the same state, and its tree is the certificate
+    that verify re-checks leaf by leaf (the root's bound alone proves only one below)."""
+    sol = by_tree
+    assert sol.info["stage2_proof"] == "tree", sol.info
+    assert sol.info["tree_status"] == "optimal" and sol.info["tree_nodes"] >= 2
+    mig = sol.info["certificate"]["migrations"]
+    assert "tree" in mig and mig["tree_multipliers"]
+    assert math.ceil(mig["bound"] - 1e-6) >= sol.metrics["migrated"]
+    _agrees_with_plain_highs(one_short, sol)
+
+
+def _first_branch(tree: list[dict]) -> int:
+    return next(i for i, node in enumerate(tree) if len(node.get("children", [])) >= 2)
+
+
+def _drop_child(tree: list[dict]) -> None:
+    tree[_first_branch(tree)]["children"].pop()
+
+
+def _false_infeasible(tree: list[dict]) -> None:
+    i = _first_branch(tree)
+    tree[i + 1 :] = [{"infeasible": True}, *tree[i + 1 :]]  # a leaf too many, first of all
+
+
+def _bad_user(tree: list[dict]) -> None:
+    tree[_first_branch(tree)]["user"] = -1
+
+
+def _bad_index(tree: list[dict]) -> None:
+    leaf = next(i for i, node in enumerate(tree) if "multipliers" in node)
+    tree[leaf] = {"multipliers": 10**6}
+
+
+def _truncated(tree: list[dict]) -> None:
+    del tree[-1]
+
+
+@pytest.mark.parametrize(
+    "tamper, message",
+    [
+        # a branch that leaves out one of its user's ESs covers only part of the plans
+        (_drop_child, "must be its admissible ESs"),
+        # an infeasible leaf where its users fit (and, after it, one node too many)
+        (_false_infeasible, "not infeasible"),
+        (_bad_user, "not a served user"),
+        (_bad_index, "multipliers"),
+        (_truncated, "ends before"),
+    ],
+)
+def test_a_tampered_tree_is_caught(one_short: Instance, by_tree, tamper, message: str) -> None:
+    doc = copy.deepcopy(as_json(by_tree))
+    tamper(doc["info"]["certificate"]["migrations"]["tree"])
+    problems = verify(one_short, doc)
+    assert any(message in p for p in problems), problems
+
+
+def test_zeroed_tree_multipliers_prove_nothing(one_short: Instance, by_tree) -> None:
+    """Valid multipliers that bound too low: verify's recomputed leaves no longer reach the
+    claim."""
+    doc = copy.deepcopy(as_json(by_tree))
+    mig = doc["info"]["certificate"]["migrations"]
+    mig["tree_multipliers"] = [[0.0] * one_short.n_users for _ in mig["tree_multipliers"]]
+    problems = verify(one_short, doc)
+    assert any("give only" in p for p in problems), problems
+
+
+def _fewest_migrations(problem, served: np.ndarray) -> float:
+    """Brute force over every placement of the served users on their pairs (the migrations
+    stage's own feasible set): the fewest migrations of a plan that fits every ES."""
+    pair_cost, cloud_cost = problem.second_stage_costs("migrations")
+    const = float(cloud_cost[~served].sum())
+    return min(
+        (const + float(pair_cost[plan].sum()) for plan in plans_serving(problem, served)),
+        default=math.inf,
+    )
+
+
+def test_the_tree_search_equals_brute_force_from_a_weak_start() -> None:
+    """From zero multipliers, two rounds a node and stage 1's plan (no tie-break) as the
+    incumbent, so that the tree must branch and improve: on 240 tiny instances of every size
+    and both families it closes at the brute-force optimum, and verify's own knapsacks
+    re-check every leaf of its tree."""
+    sizes = [(u, h) for u in range(2, 6) for h in range(1, 4)]
+    branched = improved = 0
+    for seed in range(240):
+        users, servers = sizes[seed % len(sizes)]
+        inst = tiny_instance(seed, users, servers, overloaded=seed % 2 == 1)
+        stage1 = judge(engine(second_stage="none"), inst)
+        problem = step_problem(inst)
+        chosen = stage1.action[problem.pairs.user] == problem.pairs.server
+        served = problem.served(chosen)
+        if not served.any():
+            continue
+        dual = migrations_dual(problem, served)
+        start = dual.value(chosen)
+        tree = branch_and_bound(
+            dual,
+            np.zeros(inst.n_users),
+            chosen,
+            node_limit=10_000,
+            round_limit=100_000,
+            node_rounds=2,
+        )
+        assert tree.proven, seed
+        assert tree.incumbent == _fewest_migrations(problem, served), seed
+        assert problem.fits(tree.plan).all() and dual.value(tree.plan) == tree.incumbent
+        # preorder, flat: a certificate file never nests as deep as its tree
+        for node in tree.tree:
+            assert set(node) <= {"user", "children", "multipliers", "infeasible"}
+            assert all(isinstance(h, int) for h in node.get("children", []))
+        part = {"tree": tree.tree, "tree_multipliers": tree.multipliers}
+        least, problems = tree_bound(inst, part, dual.grid_hz, served)
+        assert problems == [], (seed, problems)
+        assert math.ceil(least - 1e-6) >= tree.incumbent, seed
+        assert least >= tree.bound - 1e-9, seed  # verify's leaves bound at least as high
+        branched += tree.nodes > 1
+        improved += tree.incumbent < start
+    assert branched >= 30 and improved >= 10, (branched, improved)
+
+
+def test_the_tree_search_repeats_itself(one_short: Instance, by_tree) -> None:
+    a = by_tree
+    b = judge(engine(time_limit_s=60.0, node_limit=1), one_short)
+    assert np.array_equal(a.action, b.action)
+    assert a.info["certificate"] == b.info["certificate"]
+    assert (a.info["tree_nodes"], a.info["tree_rounds"]) == (
+        b.info["tree_nodes"],
+        b.info["tree_rounds"],
+    )
