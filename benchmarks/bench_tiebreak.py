@@ -5,7 +5,8 @@ reduced-cost fixing where the bound is one migration short), with the engine's c
 checked by ``verify``.
 
     python benchmarks/bench_tiebreak.py [--sizes 200x8] [--seeds 1-5] [--steps 5,10,20]
-        [--time-limit 30] [--node-limit N] [--tree-rounds N] [--out bench_tiebreak.csv]
+        [--time-limit 30] [--node-limit N] [--tree-rounds N] [--column-rounds N]
+        [--out bench_tiebreak.csv]
 
 States: the ones of ``benchmarks/bench_exact.py`` (MILP-greedy's rollout at one HiGHS node
 per stage; cached beside the CSV). Both methods solve each state once, one thread, with
@@ -15,7 +16,8 @@ its own defaults: ``milp`` the direct matrix and the clock, the engine the scale
 2,000 nodes per stage (docs/design.md §9). One CSV row per state, appended as it finishes (an
 interrupted run resumes). The table at the end gives per size: states, tie-breaks proven by
 milp and by the engine (certified), load stages certified, and the median and max seconds of
-each method's tie-break.
+each method's tie-break. Runs with other ``--tree-rounds`` or ``--column-rounds`` need their
+own ``--out``; a CSV written with other columns is refused rather than appended to.
 """
 
 from __future__ import annotations
@@ -40,15 +42,22 @@ COLUMNS = ("size", "seed", "step", "time_limit_s", "node_limit", "cloud_load_byt
            "milp_stage2", "milp_stage2_s", "milp_migrated", "engine_stage2", "engine_proof",
            "engine_tie_break_s", "engine_highs_s", "rounds", "certified_load",
            "certified_migrations", "engine_migrated", "verified", "tree_status",
-           "tree_rounds")  # fmt: skip
+           "tree_rounds", "column_status", "column_rounds")  # fmt: skip
 
 
 def run_state(
-    inst, seed: int, step: int, limit: float, nodes: int | None = None, tree: int | None = None
+    inst,
+    seed: int,
+    step: int,
+    limit: float,
+    nodes: int | None = None,
+    tree: int | None = None,
+    columns: int | None = None,
 ) -> dict:
     settings = MethodSettings(seed=seed, time_limit_s=limit, threads=1, node_limit=nodes)
     milp = judge(registry.make_method(registry.REFERENCE, settings), inst, step)
-    sol = judge(registry.make_method(ENGINE, replace(settings, tree_rounds=tree)), inst, step)
+    engine = replace(settings, tree_rounds=tree, column_rounds=columns)
+    sol = judge(registry.make_method(ENGINE, engine), inst, step)
     info = sol.info
     cert = info.get("certificate", {})
     problems = verify(inst, json.loads(json.dumps(sol.to_dict())))
@@ -69,6 +78,8 @@ def run_state(
         "verified": not problems,
         "tree_status": info.get("tree_status", ""),  # empty: the tree search did not run
         "tree_rounds": info.get("tree_rounds", 0),
+        "column_status": info.get("column_status", ""),  # empty: column generation did not run
+        "column_rounds": info.get("column_rounds", 0),
     }
 
 
@@ -123,10 +134,22 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the engine's tree search budget (knapsack rounds; 0: none; default: the engine's)",
     )
+    p.add_argument(
+        "--column-rounds",
+        type=int,
+        default=None,
+        help="the engine's column generation budget (knapsack rounds; 0: none; default: the "
+        "engine's)",
+    )
     p.add_argument("--out", default="bench_tiebreak.csv")
     args = p.parse_args(argv)
     out = Path(args.out)
     cache = out.with_suffix(".states")
+    if out.exists() and out.stat().st_size:
+        with open(out, newline="") as fh:
+            header = next(csv.reader(fh), [])
+        if tuple(header) != COLUMNS:
+            p.error(f"--out {out}: written with other columns (an older version); give a new file")
     done = done_keys(out, COLUMNS[:5])
     for users, servers in parse_sizes(args.sizes):
         for seed in parse_seeds(args.seeds):
@@ -138,7 +161,15 @@ def main(argv: list[str] | None = None) -> int:
                 inst = state(users, servers, seed, step, cache)
                 row = dict(zip(COLUMNS[:5], key, strict=True))
                 row.update(
-                    run_state(inst, seed, step, args.time_limit, args.node_limit, args.tree_rounds)
+                    run_state(
+                        inst,
+                        seed,
+                        step,
+                        args.time_limit,
+                        args.node_limit,
+                        args.tree_rounds,
+                        args.column_rounds,
+                    )
                 )
                 append_row(out, row, COLUMNS)
                 print(

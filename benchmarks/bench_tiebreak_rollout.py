@@ -7,7 +7,7 @@ engine: the scaled matrix and 2,000 HiGHS nodes per stage).
 
     python benchmarks/bench_tiebreak_rollout.py [--users 200] [--servers 8] [--seed 1]
         [--steps 15] [--methods milp,lagrangian] [--time-limit 30] [--node-limit N]
-        [--tree-rounds N] [--out bench_tiebreak_rollout.csv]
+        [--tree-rounds N] [--column-rounds N] [--out bench_tiebreak_rollout.csv]
 
 One CSV row per method and step, appended as soon as the step is decided; beside the CSV,
 ``<out>.servers.json`` keeps each method's servers after its last row (a rollout's state is its
@@ -50,7 +50,8 @@ def rollout(args: argparse.Namespace, method: str, out: Path, done: list[dict]) 
     stream = generate_stream(Scenario(users=args.users, servers=args.servers), args.seed,
                              steps=args.steps)  # fmt: skip
     settings = MethodSettings(seed=args.seed, time_limit_s=args.time_limit, threads=1,
-                              node_limit=args.node_limit, tree_rounds=args.tree_rounds)  # fmt: skip
+                              node_limit=args.node_limit, tree_rounds=args.tree_rounds,
+                              column_rounds=args.column_rounds)  # fmt: skip
     policy = registry.make_method(method, settings)
     rows = list(done)
     if len(done) >= args.steps:
@@ -90,8 +91,13 @@ def _run_key(args: argparse.Namespace, method: str) -> str:
         (str(args.users), str(args.servers), str(args.seed), str(args.time_limit),
          str(args.node_limit or ""), method)
     )  # fmt: skip
-    # a run with its own tree budget is another run (the key of runs without one is unchanged)
-    return key if args.tree_rounds is None else f"{key}|tree={args.tree_rounds}"
+    # a run with its own tree or column budget is another run (the key of runs without one is
+    # unchanged)
+    if args.tree_rounds is not None:
+        key += f"|tree={args.tree_rounds}"
+    if args.column_rounds is not None:
+        key += f"|columns={args.column_rounds}"
+    return key
 
 
 def _side_doc(out: Path) -> dict:
@@ -171,6 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="the engine's tree search budget in knapsack rounds (0: none; default: the "
+        "engine's); give each budget its own --out",
+    )
+    p.add_argument(
+        "--column-rounds",
+        type=int,
+        default=None,
+        help="the engine's column generation budget in knapsack rounds (0: none; default: the "
         "engine's); give each budget its own --out",
     )
     p.add_argument("--out", default="bench_tiebreak_rollout.csv")

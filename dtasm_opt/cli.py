@@ -18,7 +18,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from dtasm_opt.core.limits import MAX_NODE_LIMIT, MAX_THREADS, MAX_TREE_ROUNDS
+from dtasm_opt.core.limits import (
+    MAX_COLUMN_ROUNDS,
+    MAX_NODE_LIMIT,
+    MAX_THREADS,
+    MAX_TREE_ROUNDS,
+)
 from dtasm_opt.core.method import MILP_BACKENDS, SECOND_STAGES, MethodSettings
 from dtasm_opt.errors import InputError
 
@@ -171,14 +176,19 @@ def add_work_limit_options(p: argparse.ArgumentParser | argparse._ArgumentGroup)
         help="milp and lagrangian: branch-and-bound nodes per stage, a work limit: the same "
         "answer on every run with --threads 1 (lagrangian's default: 2000)",
     )
-    p.add_argument(
-        "--tree-rounds",
-        type=count(0, MAX_TREE_ROUNDS),
-        default=None,
-        metavar="N",
-        help="lagrangian: knapsack rounds of the tie-break's tree search per step, a work "
-        "limit (0: no tree search; default: 1500)",
-    )
+    # the engine's own budgets, in knapsack rounds per step (0 turns a part off)
+    for flag, most, part, default in (
+        ("--tree-rounds", MAX_TREE_ROUNDS, "tree search", 1500),
+        ("--column-rounds", MAX_COLUMN_ROUNDS, "column generation", 300),
+    ):
+        p.add_argument(
+            flag,
+            type=count(0, most),
+            default=None,
+            metavar="N",
+            help=f"lagrangian: knapsack rounds of the tie-break's {part} per step, a work "
+            f"limit (0: no {part}; default: {default})",
+        )
     p.add_argument(
         "--deterministic-limit",
         type=real(0.0, strict=True),
@@ -201,6 +211,7 @@ def solver_settings(args: argparse.Namespace) -> MethodSettings:
         backend=args.backend,
         node_limit=args.node_limit,
         tree_rounds=args.tree_rounds,
+        column_rounds=args.column_rounds,
         deterministic_limit=args.deterministic_limit,
     )
 

@@ -147,6 +147,8 @@ def _main(argv: Sequence[str] | None) -> int:
             time_limit_s=args.time_limit,
             threads=args.threads,
             node_limit=args.node_limit,
+            tree_rounds=args.tree_rounds,
+            column_rounds=args.column_rounds,
             deterministic_limit=args.deterministic_limit,
         )
         bar = cli.progress_bar(args, "instance")

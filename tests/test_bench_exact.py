@@ -100,6 +100,18 @@ def test_tiebreak_bench_agrees_with_milp_verifies_and_resumes(tmp_path, capsys):
     assert "| 40x3 | 2 |" in printed.out and "| 60x4 | 2 |" in printed.out
 
 
+def test_tiebreak_bench_refuses_a_csv_with_other_columns(tmp_path, capsys):
+    """A CSV from an older version (fewer columns) is not appended to: rows would shift."""
+    load_bench()
+    bench = load_script("bench_tiebreak")
+    out = tmp_path / "old.csv"
+    out.write_text(",".join(bench.COLUMNS[:-2]) + "\n")
+    with pytest.raises(SystemExit) as err:
+        bench.main(["--sizes", "40x3", "--seeds", "1", "--steps", "2", "--out", str(out)])
+    assert err.value.code == 2 and "other columns" in capsys.readouterr().err
+    assert out.read_text() == ",".join(bench.COLUMNS[:-2]) + "\n"
+
+
 def test_tiebreak_rollout_bench_runs_both_methods_and_skips_finished_ones(tmp_path, capsys):
     load_bench()  # bench_tiebreak imports bench_exact's helpers
     bench = load_script("bench_tiebreak_rollout")

@@ -48,6 +48,11 @@ class MethodSettings:
         "lagrangian: knapsack rounds of the tie-break's tree search per step, a work limit "
         "(0: no tree search; default 1500)",
     )
+    column_rounds: int | None = option(
+        None,
+        "lagrangian: knapsack rounds of the tie-break's column generation per step, a work "
+        "limit (0: none; default 300)",
+    )
     deterministic_limit: float | None = option(
         None, "cpsat: CP-SAT deterministic time per solve, a work limit (same answer every run)"
     )

@@ -8,7 +8,10 @@ it can with a Lagrangian bound (:mod:`.lagrangian`: one knapsack per ES, subgrad
 from the LP duals, first on a coarse grid whose rounds cost a quarter, then at most
 ``ASCENT_ROUNDS`` knapsack rounds on the 1 MHz grid). Migrations are integers, so
 ceil(bound) >= the incumbent proves it; where HiGHS stopped at its limit this upgrades the
-tie-break to proven. Where the bound stays at most ``TREE_REACH`` migrations short, a branch
+tie-break to proven. Where the ascent ends one to ``TREE_REACH`` migrations short, column
+generation (:mod:`.column_generation`, ``column_rounds`` knapsack rounds) climbs on towards
+the Dantzig-Wolfe bound, which the ascent stalls under. Where the bound stays at most
+``TREE_REACH`` migrations short, a branch
 and bound on it (:mod:`.lagrangian_tree`, ``tree_rounds`` knapsack rounds) looks for better
 plans and proves the best it finds; and where that stops at its limit with the bound one
 migration short, reduced-cost fixing leaves HiGHS a small problem that settles it.
@@ -40,10 +43,13 @@ import numpy as np
 
 from dtasm_opt.core.certificate import CERTIFICATE_FORMAT
 from dtasm_opt.core.instance import Instance
+from dtasm_opt.core.limits import MAX_COLUMN_ROUNDS, MAX_TREE_ROUNDS, check_at_most
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.solution import Decision
+from dtasm_opt.errors import InputError
 from dtasm_opt.models.pairs import action_from_assignment
 from dtasm_opt.models.step_problem import StepProblem
+from dtasm_opt.solvers.exact.column_generation import column_generation
 from dtasm_opt.solvers.exact.grid_knapsack import GRID_HZ
 from dtasm_opt.solvers.exact.lagrangian import (
     INTEGER_SLACK,
@@ -76,6 +82,10 @@ FIXED_SEARCH_NODES = 10_000
 # small, and how far short of the incumbent the root bound may be for the search to start (on
 # bench_tiebreak's states the fine ascent never closed more than 2 integers, README).
 TREE_ROUNDS = 1_500
+# Column generation's knapsack rounds (:mod:`.column_generation`), from the ascent's end where
+# its bound is one or two migrations short (TREE_REACH): on bench states it reached the
+# Dantzig-Wolfe bound, or showed that it cannot prove the incumbent, in 120-230 rounds.
+COLUMN_ROUNDS = 300
 TREE_NODES = 500
 TREE_REACH = 2
 
@@ -88,6 +98,7 @@ class LagrangianEngine:
     name: str = "lagrangian"
     rounds: int = ASCENT_ROUNDS
     tree_rounds: int = TREE_ROUNDS
+    column_rounds: int = COLUMN_ROUNDS
 
     def decide(self, inst: Instance, step: int) -> Decision:
         options = self.milp.options
@@ -131,7 +142,8 @@ class LagrangianEngine:
 
         1. The floor (everyone pays its cheapest pair) may already prove stage 1's plan.
         2. HiGHS's stage 2 with the method's limits (exactly ``milp``'s), incumbent z.
-        3. The ascent from the LP duals tries to prove z: the certificate.
+        3. The ascent from the LP duals tries to prove z: the certificate. Where it ends one
+           or two short, column generation from its end tries with better multipliers.
         4. If HiGHS stopped at its limit and the bound proves z - 1 but not z, only a plan of
            exactly z - 1 migrations can beat z: every pair whose forced bound reaches z is
            fixed to 0 (reduced-cost fixing) and HiGHS searches what is left, often a small
@@ -154,11 +166,27 @@ class LagrangianEngine:
             # The full budget even where HiGHS has proved the tie-break: a cap of 60 rounds
             # there lost 4 of 11 certificates in a U = 200 rollout (docs/design.md §9).
             result = ascend_coarse_first(dual, lp_multipliers(dual), chosen, self.rounds)
-            certify_s, rounds = time.perf_counter() - t0, result.iterations
+            rounds = result.iterations
             if result.incumbent < dual.value(chosen):
                 chosen = result.plan
             if result.bound > bound:
                 bound, lam = result.bound, result.multipliers
+            value = dual.value(chosen)
+            if self.column_rounds > 0 and _short(bound, value) in range(1, TREE_REACH + 1):
+                t1 = time.perf_counter()
+                columns = column_generation(dual, lam, chosen, self.column_rounds)
+                info.update(
+                    ascent_bound=bound,
+                    column_status=columns.status,
+                    column_rounds=columns.iterations,
+                    column_s=time.perf_counter() - t1,
+                )
+                rounds += columns.iterations
+                if columns.incumbent < value:
+                    chosen = columns.plan
+                if columns.bound > bound:
+                    bound, lam = columns.bound, columns.multipliers
+            certify_s = time.perf_counter() - t0
         value = dual.value(chosen)
         if (
             info.get("stage2_status", "optimal") != "optimal"
@@ -238,6 +266,11 @@ class LagrangianEngine:
         return chosen, {"multipliers": lam.tolist(), "bound": bound, "proves_optimal": True}
 
 
+def _short(bound: float, value: float) -> int:
+    """How many migrations ``bound`` falls short of proving ``value``."""
+    return int(value - math.ceil(bound - INTEGER_SLACK))
+
+
 def _load_certificate(problem: StepProblem, chosen: np.ndarray) -> dict | None:
     """lam = -load proves a plan that serves every user with a pair (L = the forced load)."""
     dual = load_dual(problem)
@@ -266,5 +299,18 @@ def make_lagrangian(name: str, settings: MethodSettings) -> LagrangianEngine:
         backend=settings.backend or ENGINE_BACKEND,
         node_limit=ENGINE_NODE_LIMIT if settings.node_limit is None else settings.node_limit,
     )
-    tree_rounds = TREE_ROUNDS if settings.tree_rounds is None else settings.tree_rounds
-    return LagrangianEngine(milp=make_milp(name, settings), name=name, tree_rounds=tree_rounds)
+    tree_rounds = _rounds(settings.tree_rounds, TREE_ROUNDS, "tree_rounds", MAX_TREE_ROUNDS)
+    columns = _rounds(settings.column_rounds, COLUMN_ROUNDS, "column_rounds", MAX_COLUMN_ROUNDS)
+    return LagrangianEngine(
+        milp=make_milp(name, settings), name=name, tree_rounds=tree_rounds, column_rounds=columns
+    )
+
+
+def _rounds(value: int | None, default: int, name: str, most: int) -> int:
+    """A knapsack-round budget from the settings (None: the engine's default), refused by
+    name unless it is an integer in 0..most (a study or API caller gets no CLI check)."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+        raise InputError(f"{name}: {value!r} is invalid, must be an integer >= 0")
+    return check_at_most(int(value), most, name)

@@ -70,6 +70,7 @@ def commands(p: dict[str, str]) -> dict:
                 "--backend": CHOICE,
                 "--node-limit": COUNT,
                 "--tree-rounds": COUNT0,
+                "--column-rounds": COUNT0,
                 "--deterministic-limit": POSITIVE,
                 "--step": ["0", "-1", "x"],  # --step on an instance is refused too
                 "--out": [f"{out}/nodir/x.json", out],
@@ -92,6 +93,7 @@ def commands(p: dict[str, str]) -> dict:
                 "--threads": COUNT,
                 "--node-limit": COUNT,
                 "--tree-rounds": COUNT0,
+                "--column-rounds": COUNT0,
                 "--deterministic-limit": POSITIVE,
                 "--out": [f"{out}/nodir/r.csv", out],
                 "INPUT": [*p["bad_files"], p["inst"]],

@@ -176,6 +176,7 @@ def test_work_limit_flags_reach_the_solvers(tmp_path, capsys):
         ["--node-limit", "x"],
         ["--deterministic-limit", "0"],
         ["--tree-rounds", "-1"],
+        ["--column-rounds", "x"],
     ],
 )
 def test_bad_work_limits_exit_2(instance_file, capsys, flags):

@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 import pytest
-from bruteforce import close, plans_serving, tiny_instance
-from engine_method import as_json, engine
+from bruteforce import close, plans_serving
+from engine_method import as_json, engine, tiny_tie_breaks
 
 from dtasm_opt.core import simulator
 from dtasm_opt.core.certificate import tree_bound
@@ -20,9 +20,7 @@ from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.solution import judge
 from dtasm_opt.core.verify import verify
 from dtasm_opt.experiments.states import rollout_state
-from dtasm_opt.models.step_problem import step_problem
 from dtasm_opt.solvers.exact.highs_direct import solve_direct
-from dtasm_opt.solvers.exact.lagrangian import migrations_dual
 from dtasm_opt.solvers.exact.lagrangian_tree import branch_and_bound
 from dtasm_opt.solvers.exact.milp_driver import SolveOptions
 
@@ -145,18 +143,9 @@ def test_the_tree_search_equals_brute_force_from_a_weak_start() -> None:
     incumbent, so that the tree must branch and improve: on 240 tiny instances of every size
     and both families it closes at the brute-force optimum, and verify's own knapsacks
     re-check every leaf of its tree."""
-    sizes = [(u, h) for u in range(2, 6) for h in range(1, 4)]
     branched = improved = 0
-    for seed in range(240):
-        users, servers = sizes[seed % len(sizes)]
-        inst = tiny_instance(seed, users, servers, overloaded=seed % 2 == 1)
-        stage1 = judge(engine(second_stage="none"), inst)
-        problem = step_problem(inst)
-        chosen = stage1.action[problem.pairs.user] == problem.pairs.server
-        served = problem.served(chosen)
-        if not served.any():
-            continue
-        dual = migrations_dual(problem, served)
+    for seed, inst, problem, chosen, dual in tiny_tie_breaks(240):
+        served = dual.rows
         start = dual.value(chosen)
         tree = branch_and_bound(
             dual,

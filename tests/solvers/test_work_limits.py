@@ -80,6 +80,9 @@ def test_wall_clock_still_guards_and_is_named_when_it_binds():
         ("milp", MethodSettings(node_limit=0), "node_limit"),
         ("milp", MethodSettings(node_limit=2**40), "node_limit"),
         ("cpsat", MethodSettings(deterministic_limit=-1.0), "deterministic_limit"),
+        ("lagrangian", MethodSettings(tree_rounds=-1), "tree_rounds"),
+        ("lagrangian", MethodSettings(column_rounds=2.5), "column_rounds"),  # type: ignore[arg-type]
+        ("lagrangian", MethodSettings(column_rounds=10**9), "column_rounds"),
     ],
 )
 def test_bad_work_limits_are_refused_by_name(method, settings, field):
