@@ -29,7 +29,7 @@ Every proof comes with the multipliers in ``Decision.info["certificate"]``
   short, HiGHS finding nothing better in what fixing leaves) has none.
 
 What it does not do yet (issue 9): branch on the load stage's bound, so an overloaded load
-stage is proven no further than HiGHS proves it (there the Lagrangian bound is no stronger
+stage is proven no further than HiGHS proves it (there even the Dantzig-Wolfe bound is no stronger
 than HiGHS's own, README).
 """
 
