@@ -20,23 +20,28 @@ def as_json(solution) -> dict:
     return json.loads(json.dumps(solution.to_dict()))
 
 
-def tiny_tie_breaks(count: int):
-    """(seed, instance, problem, stage 1's plan as a pair mask, the migrations stage's dual)
-    for the first ``count`` tiny instances of every size and both families whose stage 1
-    serves someone: tie-breaks to start from a weak plan (stage 1's, no tie-break)."""
-    from bruteforce import tiny_instance
-
+def stage1_tie_break(inst):
+    """(problem, stage 1's plan as a pair mask, the migrations stage's dual over the users it
+    serves): a tie-break to start from a weak plan (stage 1's, no tie-break)."""
     from dtasm_opt.core.solution import judge
     from dtasm_opt.models.step_problem import step_problem
     from dtasm_opt.solvers.exact.lagrangian import migrations_dual
+
+    stage1 = judge(engine(second_stage="none"), inst)
+    problem = step_problem(inst)
+    chosen = stage1.action[problem.pairs.user] == problem.pairs.server
+    return problem, chosen, migrations_dual(problem, problem.served(chosen))
+
+
+def tiny_tie_breaks(count: int):
+    """(seed, instance, problem, plan, dual) of :func:`stage1_tie_break` for the first
+    ``count`` tiny instances of every size and both families whose stage 1 serves someone."""
+    from bruteforce import tiny_instance
 
     sizes = [(u, h) for u in range(2, 6) for h in range(1, 4)]
     for seed in range(count):
         users, servers = sizes[seed % len(sizes)]
         inst = tiny_instance(seed, users, servers, overloaded=seed % 2 == 1)
-        stage1 = judge(engine(second_stage="none"), inst)
-        problem = step_problem(inst)
-        chosen = stage1.action[problem.pairs.user] == problem.pairs.server
-        served = problem.served(chosen)
-        if served.any():
-            yield seed, inst, problem, chosen, migrations_dual(problem, served)
+        problem, chosen, dual = stage1_tie_break(inst)
+        if dual.rows.any():
+            yield seed, inst, problem, chosen, dual

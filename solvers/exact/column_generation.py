@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
-from dtasm_opt.solvers.exact.lagrangian import INTEGER_SLACK, StageDual, _closed, _project
+from dtasm_opt.solvers.exact.lagrangian import StageDual, _closed, _project, _short_by
 
 # Weight of the best multipliers in the point priced each round (Wentges smoothing). On two
 # states at (120, 4): 0.3 did not converge in 400 rounds, 0.7 took 258-293, 0.85 162-226, 0.95
@@ -105,10 +105,6 @@ class Columns:
     # incumbent) | round_limit | lp_failed
     status: str
 
-    @property
-    def proven(self) -> bool:
-        return self.status == "proven"
-
 
 def column_generation(
     dual: StageDual,
@@ -138,7 +134,7 @@ def column_generation(
             status = "lp_failed"
             break
         value, lam_master, mu = solved
-        if prove and dual.integral and _short(value, incumbent):
+        if prove and dual.integral and _short_by(value, incumbent) > 0:
             status = "short"  # the Dantzig-Wolfe bound itself cannot prove the incumbent
             break
         added, weight = 0, SMOOTHING
@@ -159,12 +155,6 @@ def column_generation(
     if prove and _closed(dual, best, incumbent):
         status = "proven"
     return Columns(best, best_lam, rounds, incumbent, plan, value, status)
-
-
-def _short(master: float, incumbent: float) -> bool:
-    """Whether a restricted master's value shows that no multipliers prove ``incumbent``: the
-    Dantzig-Wolfe bound is at most that value."""
-    return math.ceil(master - INTEGER_SLACK) < incumbent
 
 
 def _better(

@@ -53,6 +53,7 @@ from dtasm_opt.solvers.exact.column_generation import column_generation
 from dtasm_opt.solvers.exact.grid_knapsack import GRID_HZ
 from dtasm_opt.solvers.exact.lagrangian import (
     INTEGER_SLACK,
+    _short_by,
     ascend_coarse_first,
     load_dual,
     lp_multipliers,
@@ -172,7 +173,7 @@ class LagrangianEngine:
             if result.bound > bound:
                 bound, lam = result.bound, result.multipliers
             value = dual.value(chosen)
-            if self.column_rounds > 0 and _short(bound, value) in range(1, TREE_REACH + 1):
+            if self.column_rounds > 0 and 1 <= _short_by(bound, value) <= TREE_REACH:
                 t1 = time.perf_counter()
                 columns = column_generation(dual, lam, chosen, self.column_rounds)
                 info.update(
@@ -264,11 +265,6 @@ class LagrangianEngine:
                 "tree_multipliers": tree.multipliers,
             }
         return chosen, {"multipliers": lam.tolist(), "bound": bound, "proves_optimal": True}
-
-
-def _short(bound: float, value: float) -> int:
-    """How many migrations ``bound`` falls short of proving ``value``."""
-    return int(value - math.ceil(bound - INTEGER_SLACK))
 
 
 def _load_certificate(problem: StepProblem, chosen: np.ndarray) -> dict | None:

@@ -13,16 +13,14 @@ import math
 import highspy
 import numpy as np
 from bruteforce import plans_serving, tiny_instance
-from engine_method import as_json, engine, tiny_tie_breaks
+from engine_method import as_json, engine, stage1_tie_break, tiny_tie_breaks
 
 from dtasm_opt.core.generator import Scenario
 from dtasm_opt.core.solution import judge
 from dtasm_opt.core.verify import verify
 from dtasm_opt.experiments.states import rollout_state
-from dtasm_opt.models.step_problem import step_problem
 from dtasm_opt.solvers.exact.column_generation import column_generation
 from dtasm_opt.solvers.exact.grid_knapsack import capacity_units, floor_units
-from dtasm_opt.solvers.exact.lagrangian import migrations_dual
 
 
 def _dantzig_wolfe(dual) -> float:
@@ -88,10 +86,7 @@ def test_column_generation_reaches_the_dantzig_wolfe_bound_and_never_passes_the_
 def test_column_generation_repeats_itself_and_keeps_its_start() -> None:
     """Two runs give the same numbers; one round is the start's own bound."""
     inst = tiny_instance(7, 5, 3, overloaded=True)
-    problem = step_problem(inst)
-    stage1 = judge(engine(second_stage="none"), inst)
-    chosen = stage1.action[problem.pairs.user] == problem.pairs.server
-    dual = migrations_dual(problem, problem.served(chosen))
+    _, chosen, dual = stage1_tie_break(inst)
     start = np.full(inst.n_users, 0.5)
     a = column_generation(dual, start, chosen, 50)
     b = column_generation(dual, start, chosen, 50)

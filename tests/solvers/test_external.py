@@ -3,6 +3,7 @@ study specs; Stable-Baselines3 models load without unpickling; dtasm_opt.evaluat
 
 from __future__ import annotations
 
+import functools
 import pickle
 import textwrap
 import warnings
@@ -129,12 +130,12 @@ def test_sb3_loading_runs_no_pickled_code(trained, monkeypatch):
     monkeypatch.setattr(pickle, "loads", refuse)
     import torch
 
-    weights_only, real = [], torch.load
+    # the read itself never unpickles, whatever the caller asked for
+    weights_only, real = [], functools.partial(torch.load, weights_only=True)
 
     def recording(*args, **kwargs):  # SB3 reads the weights itself: it must pass the flag
-        weights_only.append(kwargs.get("weights_only"))
-        # records what the caller asked for; this read itself never unpickles
-        return real(*args, **{**kwargs, "weights_only": True})
+        weights_only.append(kwargs.pop("weights_only", None))  # what the caller asked for
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(torch, "load", recording)
     from dtasm_opt.solvers.external.sb3_policy import make_sb3
