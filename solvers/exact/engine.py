@@ -1,20 +1,21 @@
 """The ``lagrangian`` method: MILP-greedy whose optima come with a checkable certificate.
 
-Stage 1 (least cloud load) and HiGHS's run of the tie-break (fewest migrations among plans
-serving stage 1's users) are ``milp``'s (:mod:`.milp`), with the same settings; where these
+Stage 1 (least cloud load) is ``milp``'s (:mod:`.milp`), with the same settings; where these
 name no backend and no node limit, the engine uses the scaled matrix and ``ENGINE_NODE_LIMIT``
-nodes per stage, so that it repeats itself (docs/design.md §9). Then the engine proves what
-it can with a Lagrangian bound (:mod:`.lagrangian`: one knapsack per ES, subgradient ascent
-from the LP duals, first on a coarse grid whose rounds cost a quarter, then at most
-``ASCENT_ROUNDS`` knapsack rounds on the 1 MHz grid). Migrations are integers, so
-ceil(bound) >= the incumbent proves it; where HiGHS stopped at its limit this upgrades the
-tie-break to proven. Where the ascent ends one to ``TREE_REACH`` migrations short, column
-generation (:mod:`.column_generation`, ``column_rounds`` knapsack rounds) climbs on towards
-the Dantzig-Wolfe bound, which the ascent stalls under. Where the bound stays at most
-``TREE_REACH`` migrations short, a branch
-and bound on it (:mod:`.lagrangian_tree`, ``tree_rounds`` knapsack rounds) looks for better
-plans and proves the best it finds; and where that stops at its limit with the bound one
-migration short, reduced-cost fixing leaves HiGHS a small problem that settles it.
+nodes per stage, so that it repeats itself (docs/design.md §9). The tie-break (fewest
+migrations among plans serving stage 1's users) starts with a Lagrangian bound
+(:mod:`.lagrangian`: one knapsack per ES, subgradient ascent from the LP duals, first on a
+coarse grid, then at most ``ASCENT_ROUNDS`` knapsack rounds on the 1 MHz grid; a round of 8
+branch-and-bound knapsacks costs about 1 ms at (200, 8)), whose rounds repair the knapsacks'
+picks into plans. Migrations are integers, so ceil(bound) >= the best plan proves it, and
+HiGHS is not run. Otherwise HiGHS's stage 2 (``milp``'s, from that plan) looks for a better
+plan, and the bound goes on towards its incumbent. Where the bound ends one to
+``TREE_REACH`` migrations short, column generation (:mod:`.column_generation`,
+``column_rounds`` knapsack rounds) climbs on towards the Dantzig-Wolfe bound, which the ascent
+stalls under. Where HiGHS stopped at its limit with the bound one migration short,
+reduced-cost fixing leaves HiGHS a small problem that often settles it; where the bound stays
+at most ``TREE_REACH`` short, a branch and bound on it (:mod:`.lagrangian_tree`,
+``tree_rounds`` knapsack rounds) looks for better plans and proves the best it finds.
 
 Every proof comes with the multipliers in ``Decision.info["certificate"]``
 (``dtasm-certificate/1``), from which ``verify`` recomputes the bound with its own knapsacks
@@ -29,8 +30,8 @@ Every proof comes with the multipliers in ``Decision.info["certificate"]``
   short, HiGHS finding nothing better in what fixing leaves) has none.
 
 What it does not do yet (issue 9): branch on the load stage's bound, so an overloaded load
-stage is proven no further than HiGHS proves it (there even the Dantzig-Wolfe bound is no stronger
-than HiGHS's own, README).
+stage is proven no further than HiGHS proves it (there even the Dantzig-Wolfe bound is no
+stronger than HiGHS's own, README).
 """
 
 from __future__ import annotations
@@ -52,8 +53,10 @@ from dtasm_opt.models.step_problem import StepProblem
 from dtasm_opt.solvers.exact.column_generation import column_generation
 from dtasm_opt.solvers.exact.grid_knapsack import GRID_HZ
 from dtasm_opt.solvers.exact.lagrangian import (
+    FINE_REACH,
     INTEGER_SLACK,
     _short_by,
+    ascend,
     ascend_coarse_first,
     load_dual,
     lp_multipliers,
@@ -79,9 +82,10 @@ ENGINE_NODE_LIMIT = 2_000
 # that problem is small, and a method run at --node-limit 1 would otherwise stop at its root).
 FIXED_SEARCH_NODES = 10_000
 # The tie-break's tree search (:mod:`.lagrangian_tree`): its default budget in knapsack rounds
-# (about 45 ms each at (200, 8): some 70 s at most), a node cap that keeps its certificate
-# small, and how far short of the incumbent the root bound may be for the search to start (on
-# bench_tiebreak's states the fine ascent never closed more than 2 integers, README).
+# (about 2-3 ms each at (200, 8), the DP with its table at every node included), a node cap
+# that keeps its certificate small, and how far short of the incumbent the root bound may be
+# for the search to start (on bench_tiebreak's states the fine ascent never closed more than 2
+# integers, README).
 TREE_ROUNDS = 1_500
 # Column generation's knapsack rounds (:mod:`.column_generation`), from the ascent's end where
 # its bound is one or two migrations short (TREE_REACH): on bench states it reached the
@@ -142,9 +146,11 @@ class LagrangianEngine:
         """Fewest migrations among plans serving ``chosen``'s users; the certificate or None.
 
         1. The floor (everyone pays its cheapest pair) may already prove stage 1's plan.
-        2. HiGHS's stage 2 with the method's limits (exactly ``milp``'s), incumbent z.
-        3. The ascent from the LP duals tries to prove z: the certificate. Where it ends one
-           or two short, column generation from its end tries with better multipliers.
+        2. The ascent from the LP duals, repairing its knapsacks' picks into plans: where its
+           bound proves its best plan, that is the answer and the certificate.
+        3. Otherwise HiGHS's stage 2 from that plan, with the method's limits (``milp``'s),
+           incumbent z. Where the bound ends one or two short of z, column generation from
+           the ascent's end tries with better multipliers.
         4. If HiGHS stopped at its limit and the bound proves z - 1 but not z, only a plan of
            exactly z - 1 migrations can beat z: every pair whose forced bound reaches z is
            fixed to 0 (reduced-cost fixing) and HiGHS searches what is left, often a small
@@ -159,20 +165,37 @@ class LagrangianEngine:
         bound, _ = dual.evaluate(lam)
         start = time.perf_counter()
         highs_s, nodes, rounds, certify_s, proof = 0.0, 0, 0, 0.0, None
+        by_ascent = False
         if not dual.proves(bound, dual.value(chosen)):
-            chosen, out = second_stage(problem, backend, options, chosen)
-            info.update(out)
-            highs_s, nodes = out.get("stage2_s", 0.0), out.get("stage2_nodes", 0)
             t0 = time.perf_counter()
-            # The full budget even where HiGHS has proved the tie-break: a cap of 60 rounds
-            # there lost 4 of 11 certificates in a U = 200 rollout (docs/design.md §9).
+            # The ascent first, from stage 1's plan: its rounds cost about 1 ms at (200, 8)
+            # (branch-and-bound knapsacks), and its repaired plans with the bound settle
+            # most tie-breaks without HiGHS's stage 2, which costs 0.02-2 s at its root.
             result = ascend_coarse_first(dual, lp_multipliers(dual), chosen, self.rounds)
             rounds = result.iterations
             if result.incumbent < dual.value(chosen):
                 chosen = result.plan
             if result.bound > bound:
                 bound, lam = result.bound, result.multipliers
+            certify_s = time.perf_counter() - t0
+            if not dual.proves(bound, dual.value(chosen)):
+                # HiGHS from the ascent's best plan (its start), with the method's limits
+                chosen, out = second_stage(problem, backend, options, chosen)
+                info.update(out)
+                highs_s, nodes = out.get("stage2_s", 0.0), out.get("stage2_nodes", 0)
+            else:  # the bound proves the ascent's plan: HiGHS is not run
+                by_ascent = True
+            t0 = time.perf_counter()
             value = dual.value(chosen)
+            if not by_ascent and 1 <= _short_by(bound, value) <= FINE_REACH:
+                # Again on the fine grid, towards HiGHS's incumbent: measured from stage 1's
+                # plan, the first ascent may have judged the fine grid out of reach.
+                again = ascend(dual, lam, chosen, self.rounds)
+                rounds += again.iterations
+                if again.incumbent < value:
+                    chosen, value = again.plan, again.incumbent
+                if again.bound > bound:
+                    bound, lam = again.bound, again.multipliers
             if self.column_rounds > 0 and 1 <= _short_by(bound, value) <= TREE_REACH:
                 t1 = time.perf_counter()
                 columns = column_generation(dual, lam, chosen, self.column_rounds)
@@ -187,7 +210,7 @@ class LagrangianEngine:
                     chosen = columns.plan
                 if columns.bound > bound:
                     bound, lam = columns.bound, columns.multipliers
-            certify_s = time.perf_counter() - t0
+            certify_s += time.perf_counter() - t0
         value = dual.value(chosen)
         if (
             info.get("stage2_status", "optimal") != "optimal"
@@ -242,8 +265,10 @@ class LagrangianEngine:
             tie_break_s=time.perf_counter() - start,
         )
         certified = dual.proves(bound, value) or proof == "tree"
-        if info.get("stage2_status", "optimal") == "optimal":
-            info["stage2_proof"] = "highs"
+        if by_ascent:
+            info["stage2_proof"] = "certificate"
+        elif info.get("stage2_status", "optimal") == "optimal":
+            info["stage2_proof"] = "highs"  # HiGHS's proof, or the floor's
         elif certified or proof is not None:
             info["stage2_highs_status"] = info["stage2_status"]
             info["stage2_proof"] = proof if proof is not None else "certificate"

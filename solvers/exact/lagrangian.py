@@ -33,7 +33,13 @@ import highspy
 import numpy as np
 
 from dtasm_opt.models.step_problem import StepProblem
-from dtasm_opt.solvers.exact.grid_knapsack import GRID_HZ, best_subset, capacity_units, floor_units
+from dtasm_opt.solvers.exact.grid_knapsack import (
+    GRID_HZ,
+    best_subset,
+    best_value,
+    capacity_units,
+    floor_units,
+)
 
 # A bound this close above an integer still proves that integer (float sums of multipliers
 # carry an error of order 1e-13; the certificate check allows the same).
@@ -136,7 +142,10 @@ class StageDual:
             units = self._units[ks]  # type: ignore[attr-defined]
             values = lam[self._user[ks]] - self.cost[ks]  # type: ignore[attr-defined]
             cap = self._caps[h]  # type: ignore[attr-defined]
-            value, chosen, table = best_subset(units, values, cap)
+            if penalties:  # the DP's table bounds each forced pair's knapsack
+                value, chosen, table = best_subset(units, values, cap)
+            else:  # the value alone: branch and bound first, far faster here
+                value, chosen = best_value(units, values, cap)
             best += value
             picked[ks[chosen]] = True
             if penalties:
@@ -173,12 +182,7 @@ class StageDual:
                 room[h] -= p.required_hz[k]
         left = np.flatnonzero(self.rows & (owner < 0))
         if left.size:
-            user = self._user  # type: ignore[attr-defined]
-            options = np.bincount(user, minlength=problem.n_users)
-            order = np.argsort(self.cost + p.required_hz[self.pair_ids] * 1e-12, kind="stable")
-            by_user: dict[int, list[int]] = {}
-            for j in order:
-                by_user.setdefault(int(user[j]), []).append(int(self.pair_ids[j]))
+            options, by_user = self._options()
             for u in left[np.argsort(options[left], kind="stable")]:
                 for k in by_user.get(int(u), []):
                     h = p.server[k]
@@ -192,6 +196,21 @@ class StageDual:
         chosen = np.zeros(p.n_pairs, dtype=bool)
         chosen[owner[owner >= 0]] = True
         return chosen if problem.fits(chosen).all() else None
+
+    def _options(self) -> tuple[np.ndarray, dict[int, list[int]]]:
+        """(U,) each user's number of pairs, and its pairs cheapest first, then lightest:
+        the same for every repair of this stage, so built once (a repair per round)."""
+        cached = self.__dict__.get("_options_cache")
+        if cached is None:
+            user, p = self._user, self.problem.pairs  # type: ignore[attr-defined]
+            options = np.bincount(user, minlength=self.problem.n_users)
+            order = np.argsort(self.cost + p.required_hz[self.pair_ids] * 1e-12, kind="stable")
+            by_user: dict[int, list[int]] = {}
+            for j in order:
+                by_user.setdefault(int(user[j]), []).append(int(self.pair_ids[j]))
+            cached = (options, by_user)
+            object.__setattr__(self, "_options_cache", cached)
+        return cached
 
     def proves_each(self, bounds: np.ndarray, incumbent: float) -> np.ndarray:
         """:meth:`proves` elementwise: which of ``bounds`` show nothing beats ``incumbent``."""

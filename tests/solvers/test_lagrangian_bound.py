@@ -20,7 +20,12 @@ from hypothesis import strategies as st
 from dtasm_opt.core.generator import Scenario, generate_stream
 from dtasm_opt.experiments.states import rollout_state
 from dtasm_opt.models.step_problem import step_problem
-from dtasm_opt.solvers.exact.grid_knapsack import best_subset, capacity_units, floor_units
+from dtasm_opt.solvers.exact.grid_knapsack import (
+    best_subset,
+    best_value,
+    capacity_units,
+    floor_units,
+)
 from dtasm_opt.solvers.exact.highs_direct import solve_direct
 from dtasm_opt.solvers.exact.lagrangian import (
     COARSE_GRID_HZ,
@@ -37,6 +42,15 @@ from dtasm_opt.solvers.exact.milp_driver import SolveOptions
 # --- the grid knapsack -------------------------------------------------------------------
 
 
+def _brute_force_knapsack(units: np.ndarray, values: np.ndarray, cap: int) -> float:
+    best = 0.0
+    for mask in itertools.product((False, True), repeat=units.size):
+        m = np.array(mask)
+        if units[m].sum() <= cap:
+            best = max(best, values[m].sum())
+    return best
+
+
 @settings(max_examples=200)
 @given(seed=SEEDS, n=st.integers(1, 9))
 def test_best_subset_equals_brute_force_on_integers(seed: int, n: int) -> None:
@@ -45,15 +59,46 @@ def test_best_subset_equals_brute_force_on_integers(seed: int, n: int) -> None:
     values = rng.normal(1.0, 1.0, size=n)
     cap = int(rng.integers(0, 60))
     value, chosen, table = best_subset(units, values, cap)
-    best = 0.0
-    for mask in itertools.product((False, True), repeat=n):
-        m = np.array(mask)
-        if units[m].sum() <= cap:
-            best = max(best, values[m].sum())
+    best = _brute_force_knapsack(units, values, cap)
     assert math.isclose(value, best, rel_tol=1e-12, abs_tol=1e-12)
     assert units[chosen].sum() <= cap and math.isclose(values[chosen].sum(), value, abs_tol=1e-12)
     assert np.all(values[chosen] > 0)
     assert table.shape == (cap + 1,) and np.all(np.diff(table) >= 0)
+
+
+@settings(max_examples=200)
+@given(seed=SEEDS, n=st.integers(1, 10), node_limit=st.sampled_from([1, 3, 50_000]))
+def test_best_value_equals_brute_force(seed: int, n: int, node_limit: int) -> None:
+    """The branch and bound (and, where its node limit stops it, the DP after it) reaches
+    the brute-force optimum, with a subset that fits and is worth what it says."""
+    rng = np.random.default_rng(seed)
+    units = rng.integers(0, 30, size=n)
+    values = rng.normal(1.0, 1.0, size=n)
+    cap = int(rng.integers(-1, 60))
+    value, chosen = best_value(units, values, cap, node_limit)
+    best = _brute_force_knapsack(units, values, cap)
+    assert math.isclose(value, best, rel_tol=1e-12, abs_tol=1e-12)
+    assert units[chosen].sum() <= max(cap, 0)
+    assert math.isclose(values[chosen].sum(), value, abs_tol=1e-12)
+    assert np.all(values[chosen] > 0)
+
+
+@pytest.mark.parametrize("proportional", [False, True])
+def test_best_value_equals_the_dp_on_engine_sized_knapsacks(proportional: bool) -> None:
+    """At the engine's sizes (120 candidates, 80,000 grid units) the value is the DP's. With
+    values proportional to weights (a subset-sum, where the bound prunes nothing) the branch
+    and bound stops at its node limit and the DP answers: the same value either way."""
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        units = rng.integers(1_000, 5_000, size=120)
+        values = units * 1e-3 if proportional else rng.uniform(-0.5, 1.5, size=120)
+        value, chosen = best_value(units, values, 80_000)
+        dp, _, _ = best_subset(units, values, 80_000)
+        assert math.isclose(value, dp, rel_tol=1e-12)
+        assert units[chosen].sum() <= 80_000
+        assert math.isclose(values[chosen].sum(), value, rel_tol=1e-12)
+        again = best_value(units, values, 80_000)
+        assert again[0] == value and np.array_equal(again[1], chosen)
 
 
 @settings(max_examples=200)
@@ -130,7 +175,8 @@ def test_forced_pair_bounds_hold(
     rng = np.random.default_rng(seed)
     lam = np.where(served, rng.normal(shift, 1.0, inst.n_users), 0.0)
     bound, penalty = dual.penalties(lam)
-    assert bound == dual.evaluate(lam)[0]
+    # the DP (penalties) and the branch and bound (evaluate) sum in different orders
+    assert math.isclose(bound, dual.evaluate(lam)[0], rel_tol=1e-12, abs_tol=1e-12)
     fewest = np.full(problem.n_pairs, np.inf)
     for plan in plans_serving(problem, served):
         fewest[plan] = np.minimum(fewest[plan], dual.value(plan))
@@ -205,7 +251,7 @@ def test_a_bound_far_below_the_incumbent_skips_the_fine_phase() -> None:
 
 
 def test_the_coarse_phase_ends_at_its_first_stall() -> None:
-    inst = generate_stream(Scenario(users=60, servers=4), seed=2).instance(0)
+    inst = generate_stream(Scenario(users=100, servers=4), seed=3).instance(0)
     problem = step_problem(inst)
     d = solve_direct(inst, SolveOptions(second_stage="none"))
     chosen = d.action[problem.pairs.user] == problem.pairs.server
