@@ -180,10 +180,10 @@ class LagrangianEngine:
                 chosen = result.plan
             if result.bound > bound:
                 bound, lam = result.bound, result.multipliers
-            # Plans from the knapsacks' picks (restricted MIPs), then the fine grid again
-            # towards the best of them: measured from stage 1's plan, often far above the
+            # One plan from the knapsacks' picks (a restricted MIP), then the fine grid again
+            # towards the better plan: measured from stage 1's plan, often far above the
             # optimum, the ascent may have judged the fine grid out of reach (FINE_REACH).
-            chosen = self._restricted(dual, lam, bound, chosen, info, first_better=True)
+            chosen = self._restricted(dual, lam, bound, chosen, info)
             if 1 <= _short_by(bound, dual.value(chosen)) <= FINE_REACH:
                 again = ascend(dual, lam, chosen, self.rounds)
                 rounds += again.iterations
@@ -191,12 +191,6 @@ class LagrangianEngine:
                     chosen = again.plan
                 if again.bound > bound:
                     bound, lam = again.bound, again.multipliers
-            chosen = self._restricted(dual, lam, bound, chosen, info)
-            # Column generation before HiGHS: where the plan is already optimal, only a
-            # better bound is missing (on u200-h8-s1-t5 it proves in 1.1 s the plan that
-            # HiGHS's stage 2 took 2.2 s to prove again).
-            bound, lam, chosen, spent = self._columns(dual, lam, bound, chosen, info)
-            rounds += spent
             certify_s = time.perf_counter() - t0
             if not dual.proves(bound, dual.value(chosen)):
                 # HiGHS from the best plan so far (its start), with the method's limits
@@ -213,11 +207,8 @@ class LagrangianEngine:
                         chosen = again.plan
                     if again.bound > bound:
                         bound, lam = again.bound, again.multipliers
-                    # column generation stops once its master shows that no multipliers
-                    # prove the incumbent it was given: HiGHS's plan is a new target
-                    if info.get("column_status") in (None, "short"):
-                        bound, lam, chosen, spent = self._columns(dual, lam, bound, chosen, info)
-                        rounds += spent
+                bound, lam, chosen, spent = self._columns(dual, lam, bound, chosen, info)
+                rounds += spent
                 certify_s += time.perf_counter() - t0
             else:  # the bound proves the engine's own plan: HiGHS is not run
                 by_ascent = True
@@ -325,30 +316,18 @@ class LagrangianEngine:
         return bound, lam, chosen, columns.iterations
 
     def _restricted(
-        self,
-        dual,
-        lam: np.ndarray,
-        bound: float,
-        chosen: np.ndarray,
-        info: dict,
-        first_better: bool = False,
+        self, dual, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict
     ) -> np.ndarray:
-        """The best of ``chosen`` and the restricted MIPs' plans at ``lam``, trying more free
-        users until the bound proves the best plan (:mod:`.restricted_mip`), or with
-        ``first_better`` until one beats ``chosen``: before the fine ascent the bound is too
-        weak to prove anything, and on u200-h8-s3-t5 the first try found the optimum in
-        0.4 s where the next two spent 5.4 s finding nothing better."""
-        for free in FREE_USERS:
-            if dual.proves(bound, dual.value(chosen)):
-                break
-            t0 = time.perf_counter()
-            plan = restricted_plan(dual, lam, free)
-            info["restricted_tries"] = info.get("restricted_tries", 0) + 1
-            info["restricted_s"] = info.get("restricted_s", 0.0) + time.perf_counter() - t0
-            if plan is not None and dual.value(plan) < dual.value(chosen):
-                chosen = plan
-                if first_better:
-                    break
+        """The better of ``chosen`` and the restricted MIP's plan at ``lam``, with the
+        ``FREE_USERS`` most marginal picks free (:mod:`.restricted_mip`)."""
+        if dual.proves(bound, dual.value(chosen)):
+            return chosen
+        t0 = time.perf_counter()
+        plan = restricted_plan(dual, lam, FREE_USERS)
+        info["restricted_s"] = time.perf_counter() - t0
+        if plan is not None and dual.value(plan) < dual.value(chosen):
+            info["restricted_objective"] = dual.value(plan)
+            return plan
         return chosen
 
 

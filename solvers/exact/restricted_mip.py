@@ -10,8 +10,11 @@ marginal (value closest to their ES's break ratio times weight: the picks a smal
 multipliers would flip), are placed by HiGHS on what the others leave of each ES; everyone
 else keeps their pick. Each try is a small MIP with a node limit (a work limit, so the same
 plan on every run). A plan is returned only when it truly fits (fsum) and serves exactly the
-stage's users. On five bench states at (200, 8) it found the optimum with 10-40 free users in
-10-120 ms where HiGHS's stage 2 on the whole problem took 0.1-12 s (docs/design.md §9).
+stage's users. The engine makes one try with 10 free users after the coarse ascent (and one
+more where column generation raises the bound): on bench_tiebreak's (200, 8) states that
+try found the optimum on 4 of the 6 states HiGHS's stage 2 had to settle (0.1-0.8 s in all,
+where HiGHS took 1.7-15 s). Tries with 20 and 40 free users found more, but cost 1-5 s each
+on later states of a rollout where they found nothing HiGHS would not (docs/design.md §9).
 """
 
 from __future__ import annotations
@@ -21,9 +24,8 @@ import numpy as np
 
 from dtasm_opt.solvers.exact.lagrangian import StageDual
 
-# The tries' free users beyond those the knapsacks left unsettled, each a MIP of at most
-# RESTRICTED_NODES nodes, smallest first: the engine stops at the first plan its bound proves.
-FREE_USERS = (10, 20, 40)
+# The free users beyond those the knapsacks left unsettled, and the MIP's node limit.
+FREE_USERS = 10
 RESTRICTED_NODES = 200
 
 
