@@ -148,12 +148,12 @@ class LagrangianEngine:
         """Fewest migrations among plans serving ``chosen``'s users; the certificate or None.
 
         1. The floor (everyone pays its cheapest pair) may already prove stage 1's plan.
-        2. The ascent from the LP duals; plans from its knapsacks' picks (restricted MIPs);
-           the fine grid again towards the best plan; column generation where the bound is
-           one or two short. Where the bound proves the best plan, that is the answer and
-           the certificate.
+        2. The ascent from the LP duals, one plan from its knapsacks' picks (a restricted
+           MIP), the fine grid again towards the better plan. Where the bound proves the
+           best plan, that is the answer and the certificate.
         3. Otherwise HiGHS's stage 2 from that plan, with the method's limits (``milp``'s),
-           incumbent z, and the bound again towards z where HiGHS found a better plan.
+           incumbent z; the bound again towards z where HiGHS found a better plan; column
+           generation where the bound is one or two short of z.
         4. If HiGHS stopped at its limit and the bound proves z - 1 but not z, only a plan of
            exactly z - 1 migrations can beat z: every pair whose forced bound reaches z is
            fixed to 0 (reduced-cost fixing) and HiGHS searches what is left, often a small
@@ -184,13 +184,8 @@ class LagrangianEngine:
             # towards the better plan: measured from stage 1's plan, often far above the
             # optimum, the ascent may have judged the fine grid out of reach (FINE_REACH).
             chosen = self._restricted(dual, lam, bound, chosen, info)
-            if 1 <= _short_by(bound, dual.value(chosen)) <= FINE_REACH:
-                again = ascend(dual, lam, chosen, self.rounds)
-                rounds += again.iterations
-                if again.incumbent < dual.value(chosen):
-                    chosen = again.plan
-                if again.bound > bound:
-                    bound, lam = again.bound, again.multipliers
+            bound, lam, chosen, spent = self._climb(dual, lam, bound, chosen)
+            rounds += spent
             certify_s = time.perf_counter() - t0
             if not dual.proves(bound, dual.value(chosen)):
                 # HiGHS from the best plan so far (its start), with the method's limits
@@ -199,14 +194,9 @@ class LagrangianEngine:
                 info.update(out)
                 highs_s, nodes = out.get("stage2_s", 0.0), out.get("stage2_nodes", 0)
                 t0 = time.perf_counter()
-                value = dual.value(chosen)
-                if value < before and 1 <= _short_by(bound, value) <= FINE_REACH:
-                    again = ascend(dual, lam, chosen, self.rounds)  # towards HiGHS's plan
-                    rounds += again.iterations
-                    if again.incumbent < value:
-                        chosen = again.plan
-                    if again.bound > bound:
-                        bound, lam = again.bound, again.multipliers
+                if dual.value(chosen) < before:  # towards HiGHS's better plan
+                    bound, lam, chosen, spent = self._climb(dual, lam, bound, chosen)
+                    rounds += spent
                 bound, lam, chosen, spent = self._columns(dual, lam, bound, chosen, info)
                 rounds += spent
                 certify_s += time.perf_counter() - t0
@@ -303,10 +293,10 @@ class LagrangianEngine:
         t0 = time.perf_counter()
         columns = column_generation(dual, lam, chosen, self.column_rounds)
         info.update(
-            ascent_bound=info.get("ascent_bound", bound),
+            ascent_bound=bound,
             column_status=columns.status,
-            column_rounds=info.get("column_rounds", 0) + columns.iterations,
-            column_s=info.get("column_s", 0.0) + time.perf_counter() - t0,
+            column_rounds=columns.iterations,
+            column_s=time.perf_counter() - t0,
         )
         if columns.incumbent < value:
             chosen = columns.plan
@@ -314,6 +304,21 @@ class LagrangianEngine:
             bound, lam = columns.bound, columns.multipliers
             chosen = self._restricted(dual, lam, bound, chosen, info)
         return bound, lam, chosen, columns.iterations
+
+    def _climb(
+        self, dual, lam: np.ndarray, bound: float, chosen: np.ndarray
+    ) -> tuple[float, np.ndarray, np.ndarray, int]:
+        """The ascent on the fine grid from ``lam`` towards ``chosen`` where the bound is
+        1..FINE_REACH short of it: (bound, multipliers, plan, knapsack rounds spent)."""
+        value = dual.value(chosen)
+        if not 1 <= _short_by(bound, value) <= FINE_REACH:
+            return bound, lam, chosen, 0
+        again = ascend(dual, lam, chosen, self.rounds)
+        if again.incumbent < value:
+            chosen = again.plan
+        if again.bound > bound:
+            bound, lam = again.bound, again.multipliers
+        return bound, lam, chosen, again.iterations
 
     def _restricted(
         self, dual, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict
@@ -324,7 +329,7 @@ class LagrangianEngine:
             return chosen
         t0 = time.perf_counter()
         plan = restricted_plan(dual, lam, FREE_USERS)
-        info["restricted_s"] = time.perf_counter() - t0
+        info["restricted_s"] = info.get("restricted_s", 0.0) + time.perf_counter() - t0
         if plan is not None and dual.value(plan) < dual.value(chosen):
             info["restricted_objective"] = dual.value(plan)
             return plan

@@ -271,26 +271,16 @@ def lp_multipliers(dual: StageDual) -> np.ndarray:
     dual per relaxed row, capacities in GHz, costs as the bound reads them."""
     problem, p = dual.problem, dual.problem.pairs
     users = np.flatnonzero(dual.rows)
-    row_of = np.full(problem.n_users, -1)
-    row_of[users] = np.arange(users.size)
-    n, h_count, k = users.size, problem.n_servers, dual.pair_ids.size
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = k, n + h_count
-    lp.col_cost_ = dual.cost / _scale(dual)
-    lp.col_lower_, lp.col_upper_ = np.zeros(k), np.ones(k)
-    lp.row_lower_ = np.concatenate(
-        (np.ones(n) if dual.equality else -np.inf * np.ones(n), -np.inf * np.ones(h_count))
+    n = users.size
+    lp = assignment_lp(
+        dual.cost / _scale(dual),
+        p.user[dual.pair_ids],
+        p.server[dual.pair_ids],
+        p.required_hz[dual.pair_ids],
+        users,
+        problem.capacity_hz,
+        dual.equality,
     )
-    lp.row_upper_ = np.concatenate((np.ones(n), problem.capacity_hz / 1e9))
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = np.arange(0, 2 * k + 1, 2, dtype=np.int32)
-    index = np.empty(2 * k, dtype=np.int32)
-    index[0::2] = row_of[p.user[dual.pair_ids]]
-    index[1::2] = n + p.server[dual.pair_ids]
-    value = np.empty(2 * k)
-    value[0::2] = 1.0
-    value[1::2] = p.required_hz[dual.pair_ids] / 1e9
-    lp.a_matrix_.index_, lp.a_matrix_.value_ = index, value
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
@@ -300,6 +290,40 @@ def lp_multipliers(dual: StageDual) -> np.ndarray:
     if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
         lam[users] = np.asarray(h.getSolution().row_dual)[:n] * _scale(dual)
     return _project(dual, lam)
+
+
+def assignment_lp(
+    cost: np.ndarray,
+    user: np.ndarray,
+    server: np.ndarray,
+    weight_hz: np.ndarray,
+    users: np.ndarray,
+    capacity_hz: np.ndarray,
+    equality: bool,
+) -> highspy.HighsLp:
+    """min cost.x over pairs (user[k], server[k]) in [0, 1]: one row per user of ``users``
+    (sum = 1, or <= 1), then one row per ES (weights within capacity, both in GHz)."""
+    row_of = np.full(int(user.max(initial=0)) + 1, -1)
+    row_of[users] = np.arange(users.size)
+    n, h_count, k = users.size, capacity_hz.size, cost.size
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = k, n + h_count
+    lp.col_cost_ = np.asarray(cost, dtype=np.float64)
+    lp.col_lower_, lp.col_upper_ = np.zeros(k), np.ones(k)
+    lp.row_lower_ = np.concatenate(
+        (np.ones(n) if equality else np.full(n, -np.inf), np.full(h_count, -np.inf))
+    )
+    lp.row_upper_ = np.concatenate((np.ones(n), capacity_hz / 1e9))
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.arange(0, 2 * k + 1, 2, dtype=np.int32)
+    index = np.empty(2 * k, dtype=np.int32)
+    index[0::2] = row_of[user]
+    index[1::2] = n + server
+    value = np.empty(2 * k)
+    value[0::2] = 1.0
+    value[1::2] = weight_hz / 1e9
+    lp.a_matrix_.index_, lp.a_matrix_.value_ = index, value
+    return lp
 
 
 def _scale(dual: StageDual) -> float:

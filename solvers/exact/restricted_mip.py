@@ -12,9 +12,10 @@ else keeps their pick. Each try is a small MIP with a node limit (a work limit, 
 plan on every run). A plan is returned only when it truly fits (fsum) and serves exactly the
 stage's users. The engine makes one try with 10 free users after the coarse ascent (and one
 more where column generation raises the bound): on bench_tiebreak's (200, 8) states that
-try found the optimum on 4 of the 6 states HiGHS's stage 2 had to settle (0.1-0.8 s in all,
-where HiGHS took 1.7-15 s). Tries with 20 and 40 free users found more, but cost 1-5 s each
-on later states of a rollout where they found nothing HiGHS would not (docs/design.md §9).
+try found the optimum on 4 of the 6 states HiGHS's stage 2 had to settle (tie-breaks of
+0.05-0.6 s, where the engine with HiGHS took 0.1-16.5 s). Tries with 20 and 40 free users
+found more, but cost 1-5 s each on later states of a rollout where they found nothing HiGHS
+would not (docs/design.md §9).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import highspy
 import numpy as np
 
-from dtasm_opt.solvers.exact.lagrangian import StageDual
+from dtasm_opt.solvers.exact.lagrangian import StageDual, assignment_lp
 
 # The free users beyond those the knapsacks left unsettled, and the MIP's node limit.
 FREE_USERS = 10
@@ -81,26 +82,9 @@ def restricted_plan(
 
 
 def _solve(cost, user, server, weight, users, room, node_limit) -> np.ndarray | None:
-    """min cost.x, one pair per user in ``users``, each ES within ``room`` (GHz rows)."""
-    row_of = np.full(int(user.max()) + 1, -1)
-    row_of[users] = np.arange(users.size)
-    n, h_count, k = users.size, room.size, cost.size
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = k, n + h_count
-    lp.col_cost_ = np.asarray(cost, dtype=np.float64)
-    lp.col_lower_, lp.col_upper_ = np.zeros(k), np.ones(k)
-    lp.row_lower_ = np.concatenate((np.ones(n), np.full(h_count, -np.inf)))
-    lp.row_upper_ = np.concatenate((np.ones(n), room / 1e9))
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = np.arange(0, 2 * k + 1, 2, dtype=np.int32)
-    index = np.empty(2 * k, dtype=np.int32)
-    index[0::2] = row_of[user]
-    index[1::2] = n + server
-    value = np.empty(2 * k)
-    value[0::2] = 1.0
-    value[1::2] = weight / 1e9
-    lp.a_matrix_.index_, lp.a_matrix_.value_ = index, value
-    lp.integrality_ = [highspy.HighsVarType.kInteger] * k
+    """min cost.x, one pair per user in ``users``, each ES within ``room``."""
+    lp = assignment_lp(cost, user, server, weight, users, room, equality=True)
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * cost.size
     h = highspy.Highs()
     for key, val in (
         ("output_flag", False),
