@@ -20,6 +20,7 @@ multipliers are. A claim is accepted when the recomputed bound reaches it.
 
 from __future__ import annotations
 
+import bisect
 import math
 from fractions import Fraction
 from typing import TypeGuard
@@ -31,7 +32,12 @@ from dtasm_opt.core.physics import load_bits, target_physics
 from dtasm_opt.core.units import BITS_PER_BYTE
 
 CERTIFICATE_FORMAT = "dtasm-certificate/1"
-MAX_GRID_CELLS = 10_000_000  # per ES: a finer grid would make checking slow, not wrong
+MAX_GRID_CELLS = 10_000_000  # per ES: a finer grid would make the DP slow, not wrong
+# A load stage's own grid (``load.grid_hz``) may be finer: its knapsacks are then solved by
+# branch and bound, exact on the grid's integers, within this many nodes each; beyond that by
+# the DP on a grid coarsened to FALLBACK_CELLS cells (a valid, looser bound).
+CHECK_NODES = 2_000_000
+FALLBACK_CELLS = 200_000
 INTEGER_SLACK = 1e-6  # a migrations bound this close above an integer proves that integer
 
 
@@ -115,15 +121,82 @@ def recompute(
         if used[h] > _capacity_units(float(inst.servers.capacity_hz[h]), grid):
             return math.inf
         users = np.flatnonzero(ok[:, h] & rows)
-        table = _knapsack(
-            required[users, h].tolist(),
-            value[users, h].tolist(),
-            float(inst.servers.capacity_hz[h]),
-            grid,
-            int(used[h]),
+        kp.append(
+            _most(
+                required[users, h].tolist(),
+                value[users, h].tolist(),
+                float(inst.servers.capacity_hz[h]),
+                grid,
+                int(used[h]),
+            )
         )
-        kp.append(float(table[-1]))
     return const + math.fsum(lam[rows].tolist()) - math.fsum(kp)
+
+
+def _most(
+    weights_hz: list[float], values: list[float], capacity_hz: float, grid: float, used: int
+) -> float:
+    """An upper bound on KP (the best subset's value on the grid): the DP's where the grid has
+    at most ``MAX_GRID_CELLS`` cells, else a branch and bound over the grid's integers (exact);
+    where that exceeds ``CHECK_NODES``, the DP on a grid coarse enough for ``FALLBACK_CELLS``
+    cells (a larger value, so a lower bound that may no longer reach the claim)."""
+    cells = _capacity_units(capacity_hz, grid) - used
+    if cells <= MAX_GRID_CELLS:
+        return float(_knapsack(weights_hz, values, capacity_hz, grid, used)[-1])
+    units = [_units(w, grid) for w in weights_hz]
+    best = _branch_and_bound(units, values, cells, CHECK_NODES)
+    if best is not None:
+        return best
+    factor = -(-cells // FALLBACK_CELLS)
+    # floor(floor(w / g) / f) = floor(w / (g f)): the grid g f, with the used units coarsened too
+    coarse = [u // factor for u in units]
+    table = np.zeros(cells // factor + 1)
+    for w, v in zip(coarse, values, strict=True):
+        if v <= 0 or w > cells // factor:
+            continue
+        if w == 0:
+            table += v
+        else:
+            np.maximum(table[w:], table[:-w] + v, out=table[w:])
+    return float(table[-1])
+
+
+def _branch_and_bound(
+    units: list[int], values: list[float], cells: int, limit: int
+) -> float | None:
+    """max sum(values) over subsets with sum(units) <= cells, items in decreasing value per
+    unit, depth first, pruned by Dantzig's bound (the items in order while they fit, then a
+    fraction); None after ``limit`` nodes."""
+    free = math.fsum(v for u, v in zip(units, values, strict=True) if v > 0 and u == 0)
+    items = sorted(
+        ((u, v) for u, v in zip(units, values, strict=True) if v > 0 and 0 < u <= cells),
+        key=lambda item: -item[1] / item[0],
+    )
+    w_sum, v_sum = [0], [0.0]  # prefix sums in that order
+    for u, v in items:
+        w_sum.append(w_sum[-1] + u)
+        v_sum.append(v_sum[-1] + v)
+    n, best, nodes = len(items), 0.0, 0
+    stack = [(0, cells, 0.0)]  # (next item, room left, value so far)
+    while stack:
+        i, room, value = stack.pop()
+        nodes += 1
+        if nodes > limit:
+            return None
+        # items i..j-1 fit whole: a feasible plan, and with a share of item j the bound
+        j = bisect.bisect_right(w_sum, w_sum[i] + room) - 1
+        greedy = value + v_sum[j] - v_sum[i]
+        best = max(best, greedy)
+        if j == n:
+            continue
+        rest = room - (w_sum[j] - w_sum[i])
+        if greedy + rest * items[j][1] / items[j][0] <= best:
+            continue
+        u, v = items[i]
+        stack.append((i + 1, room, value))  # without item i
+        if u <= room:
+            stack.append((i + 1, room - u, value + v))  # with it, searched first
+    return free + best
 
 
 def check(
@@ -165,13 +238,17 @@ def check(
         if not _number(claimed) or not math.isfinite(claimed):
             problems.append(f"{where}.{stage}.{key}: {claimed!r} is not a finite number")
             continue
+        own = part.get("grid_hz", grid)  # a stage's own grid, or the certificate's
+        if not _number(own) or not own > 0 or not math.isfinite(own):
+            problems.append(f"{where}.{stage}.grid_hz: {own!r} is not a positive number")
+            continue
         if stage == "migrations" and "tree" in part:
-            bound, tree_problems = tree_bound(inst, part, float(grid), served)
+            bound, tree_problems = tree_bound(inst, part, float(own), served)
             if tree_problems:
                 problems += [f"{where}.{stage}.{p}" for p in tree_problems]
                 continue
         else:
-            bound = recompute(inst, stage, np.asarray(lam, dtype=np.float64), float(grid), served)
+            bound = recompute(inst, stage, np.asarray(lam, dtype=np.float64), float(own), served)
         tol = 1e-9 * max(abs(bound), abs(value), 1.0) + (1e-12 * total if stage == "load" else 0)
         if claimed > bound + tol:
             problems.append(

@@ -32,9 +32,29 @@ import numba
 import numpy as np
 
 GRID_HZ = 1e6  # 1 MHz: weights are 1-5 GHz, the slack of an optimal packing is often MHz
+# Whole hertz: the bound of the real weights (each rounded down by less than 1 Hz). Only
+# branch and bound searches it (capacities of some 1e11 units, far beyond any DP table). The
+# engine's ascents run on it (docs/design.md §9): at the same multipliers the 1 MHz grid's
+# bound was 22 KB (0.09 %) lower on one (280, 8) load stage, a sixth of HiGHS's gap there, and
+# on a (200, 8) tie-break the ascent on whole hertz reached 80.05 (proving 81 migrations)
+# where the 1 MHz one stalled at 79.36. Only the DP's table (penalties) needs the 1 MHz grid.
+WHOLE_HZ = 1.0
 # The branch and bound's work limit before the DP takes over: some 5 ms of nodes, about what
 # the DP needs for one ES at (200, 8) (100-150 candidates, 60,000-90,000 grid units).
 BRANCH_NODES = 50_000
+# The DP's table has capacity + 1 cells per item. Where a branch and bound on a finer grid stops
+# at its node limit, the DP answers on the grid coarsened by the least integer factor that
+# brings the capacity within this many units: floor(floor(w / g) / f) = floor(w / (g f)), so
+# that is the same relaxation on the grid g f, still an upper bound (1 MHz for the 1 Hz grid).
+DP_MAX_UNITS = 200_000
+# The branch and bound's work limit on such a fine grid, where the DP that follows is both
+# looser and dearer (some 40 ms at (280, 8)): over one ascent at (280, 8), 50,000 nodes fell
+# back on 25 and 142 of 1,256 and 1,680 knapsacks (0.8 s and 7.7 s), 500,000 on 1 and 2
+# (0.18 s and 0.39 s); the median knapsack took 3,500-7,300 nodes.
+FINE_BRANCH_NODES = 500_000
+# best_subset refuses a table beyond this (10 THz on the 1 MHz grid): the load stage's 1 Hz grid
+# has no table (its bound needs none, and reduced-cost fixing is the tie-break's).
+MAX_TABLE_UNITS = 10_000_000
 
 
 def floor_units(weights_hz: np.ndarray, grid_hz: float) -> np.ndarray:
@@ -81,6 +101,8 @@ def best_subset(
     capacity; table[c] is the best value within c units (c = 0..capacity), which bounds what
     is left for the others when one item is forced in. Items with a value <= 0 are never
     taken; items heavier than the capacity never fit."""
+    if capacity > MAX_TABLE_UNITS:
+        raise ValueError(f"a DP table of {capacity} units is too large: use a coarser grid")
     take = (values > 0) & (units <= capacity)
     chosen = np.zeros(units.shape[0], dtype=bool)
     if not take.any() or capacity < 0:
@@ -154,16 +176,21 @@ def _branch_and_bound(units, values, capacity, node_limit):  # pragma: no cover 
 
 
 def best_value(
-    units: np.ndarray, values: np.ndarray, capacity: int, node_limit: int = BRANCH_NODES
+    units: np.ndarray, values: np.ndarray, capacity: int, node_limit: int | None = None
 ) -> tuple[float, np.ndarray]:
     """(max sum of values, a mask reaching it) as :func:`best_subset`, without the table:
-    branch and bound, then the DP where that stops at ``node_limit`` nodes. Among subsets of
-    equal value the two may pick different ones."""
+    branch and bound, then the DP where that stops at ``node_limit`` nodes (by default
+    ``BRANCH_NODES``, or ``FINE_BRANCH_NODES`` beyond the DP's table; on a coarser grid
+    where the capacity exceeds ``DP_MAX_UNITS``: a larger value, still an upper bound, and a
+    mask that may not fit the finer grid). Among subsets of equal value the two may pick
+    different ones."""
     take = (values > 0) & (units <= capacity)
     chosen = np.zeros(units.shape[0], dtype=bool)
     if not take.any() or capacity < 0:
         return 0.0, chosen
     idx = np.flatnonzero(take)
+    if node_limit is None:
+        node_limit = BRANCH_NODES if capacity <= DP_MAX_UNITS else FINE_BRANCH_NODES
     best, sub, _ = _branch_and_bound(
         np.ascontiguousarray(units[idx], dtype=np.int64),
         np.ascontiguousarray(values[idx], dtype=np.float64),
@@ -171,7 +198,8 @@ def best_value(
         int(node_limit),
     )
     if best < 0.0:
-        best, chosen, _ = best_subset(units, values, capacity)
+        factor = -(-int(capacity) // DP_MAX_UNITS)  # the least that fits the table
+        best, chosen, _ = best_subset(units // factor, values, int(capacity) // factor)
         return best, chosen
     chosen[idx[sub]] = True
     return float(best), chosen

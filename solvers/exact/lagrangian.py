@@ -35,6 +35,7 @@ import numpy as np
 from dtasm_opt.models.step_problem import StepProblem
 from dtasm_opt.solvers.exact.grid_knapsack import (
     GRID_HZ,
+    WHOLE_HZ,
     best_subset,
     best_value,
     capacity_units,
@@ -223,8 +224,11 @@ class StageDual:
         return self.integral and math.ceil(bound - INTEGER_SLACK) >= incumbent
 
 
-def migrations_dual(problem: StepProblem, served: np.ndarray) -> StageDual:
-    """Stage 2 (fewest migrations) with the served users fixed to ``served`` (U,) bool."""
+def migrations_dual(
+    problem: StepProblem, served: np.ndarray, grid_hz: float = GRID_HZ
+) -> StageDual:
+    """Stage 2 (fewest migrations) with the served users fixed to ``served`` (U,) bool, on
+    the 1 MHz grid unless told otherwise (the engine's ascents: ``WHOLE_HZ``)."""
     pair_cost, cloud_cost = problem.second_stage_costs("migrations")
     ids = np.flatnonzero(served[problem.pairs.user])
     return StageDual(
@@ -235,11 +239,13 @@ def migrations_dual(problem: StepProblem, served: np.ndarray) -> StageDual:
         rows=served.copy(),
         equality=True,
         integral=True,
+        grid_hz=grid_hz,
     )
 
 
-def load_dual(problem: StepProblem) -> StageDual:
-    """Stage 1 (least cloud load, bytes)."""
+def load_dual(problem: StepProblem, grid_hz: float = WHOLE_HZ) -> StageDual:
+    """Stage 1 (least cloud load, bytes), by default on the whole-hertz grid: its bound is the
+    real weights' (branch-and-bound knapsacks; no penalties table)."""
     rows = np.zeros(problem.n_users, dtype=bool)
     rows[problem.pairs.user] = True
     return StageDual(
@@ -250,6 +256,7 @@ def load_dual(problem: StepProblem) -> StageDual:
         rows=rows,
         equality=False,
         integral=False,
+        grid_hz=grid_hz,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from bruteforce import SEEDS, SIZES, brute_force, plans_serving, tiny_instance
+from families import moderate_instance
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,8 @@ from dtasm_opt.core.generator import Scenario, generate_stream
 from dtasm_opt.experiments.states import rollout_state
 from dtasm_opt.models.step_problem import step_problem
 from dtasm_opt.solvers.exact.grid_knapsack import (
+    DP_MAX_UNITS,
+    WHOLE_HZ,
     best_subset,
     best_value,
     capacity_units,
@@ -99,6 +102,34 @@ def test_best_value_equals_the_dp_on_engine_sized_knapsacks(proportional: bool) 
         assert math.isclose(values[chosen].sum(), value, rel_tol=1e-12)
         again = best_value(units, values, 80_000)
         assert again[0] == value and np.array_equal(again[1], chosen)
+
+
+@settings(max_examples=100)
+@given(seed=SEEDS, n=st.integers(1, 10), node_limit=st.sampled_from([1, 500_000]))
+def test_best_value_beyond_the_dp_table(seed: int, n: int, node_limit: int) -> None:
+    """Capacities beyond DP_MAX_UNITS (the load stage's whole-hertz grid): the branch and bound
+    is exact; where its node limit stops it, the DP on the grid coarsened to fit the table
+    answers, a value at least the optimum (a relaxation) and exactly that grid's optimum."""
+    rng = np.random.default_rng(seed)
+    units = rng.integers(1, 3 * 10**9, size=n)
+    values = rng.normal(1.0, 1.0, size=n)
+    cap = int(rng.integers(10**9, 8 * 10**9))
+    assert cap > DP_MAX_UNITS
+    value, chosen = best_value(units, values, cap, node_limit)
+    best = _brute_force_knapsack(units, values, cap)
+    factor = -(-cap // DP_MAX_UNITS)
+    coarse = _brute_force_knapsack(units // factor, values, cap // factor)
+    if node_limit == 1:  # stopped (or done within its one node)
+        assert any(math.isclose(value, v, rel_tol=1e-12, abs_tol=1e-12) for v in (coarse, best))
+        assert value >= best - 1e-12
+    else:
+        assert math.isclose(value, best, rel_tol=1e-12, abs_tol=1e-12)
+        assert units[chosen].sum() <= cap
+
+
+def test_best_subset_refuses_a_table_beyond_its_limit() -> None:
+    with pytest.raises(ValueError, match="too large"):
+        best_subset(np.array([10**9]), np.array([1.0]), 10**11)
 
 
 @settings(max_examples=200)
@@ -274,3 +305,23 @@ def test_ascent_is_deterministic() -> None:
     b = ascend(dual, lp_multipliers(dual), chosen, 40)
     assert a.bound == b.bound and np.array_equal(a.multipliers, b.multipliers)
     assert a.iterations == b.iterations and np.array_equal(a.plan, b.plan)
+
+
+def test_whole_hertz_proves_what_the_1_mhz_grid_cannot() -> None:
+    """moderate_instance(27): HiGHS proves 43 migrations. 400 rounds on the 1 MHz grid stall at
+    a bound of 42.0, whose ceiling proves only 42; on whole hertz the same ascent proves 43
+    (bound 42.07) in 15 rounds: the 1 MHz grid lets some ES take a subset that overfills it by
+    a few MHz. The whole-hertz bound is never below the 1 MHz one at the same multipliers."""
+    inst = moderate_instance(27)
+    d = solve_direct(inst, SolveOptions(time_limit_s=60.0))
+    assert d.info["stage2_status"] == "optimal"
+    problem = step_problem(inst)
+    chosen = d.action[problem.pairs.user] == problem.pairs.server
+    coarse = migrations_dual(problem, problem.served(chosen))
+    fine = migrations_dual(problem, problem.served(chosen), WHOLE_HZ)
+    a = ascend(coarse, lp_multipliers(coarse), chosen, 400)
+    b = ascend(fine, lp_multipliers(fine), chosen, 400)
+    assert not a.proven and b.proven
+    assert math.ceil(b.bound - 1e-6) == coarse.value(chosen)
+    for lam in (a.multipliers, b.multipliers):
+        assert coarse.evaluate(lam)[0] <= fine.evaluate(lam)[0] + 1e-9

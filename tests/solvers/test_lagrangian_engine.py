@@ -154,6 +154,75 @@ def test_a_false_optimality_claim_is_caught(certified) -> None:
     assert any("claims to prove" in p for p in problems), problems
 
 
+# --- the overloaded load stage: a checked bound on whole hertz ---------------------------
+
+# Moderate instances cut to 15-25 % of their capacity: HiGHS stops at its root (node limit 1)
+# without a proof, and proves the optimum in 0.2-1.7 s without the limit.
+DEEP_CUT = (0.15, 0.25)
+
+
+@pytest.mark.parametrize("seed", [1, 3, 5, 13, 17, 19, 23, 39])
+def test_an_overloaded_load_stage_gets_a_checked_bound(seed: int) -> None:
+    """The load stage's Lagrangian bound (whole-hertz knapsacks) is above HiGHS's bound at its
+    root, below HiGHS's proven optimum, and ``verify`` recomputes it from the certificate; a
+    claim above what the multipliers give is caught."""
+    inst = moderate_instance(seed, DEEP_CUT)
+    ref = solve_direct(inst, SolveOptions(time_limit_s=60.0, second_stage="none"))
+    assert ref.status == "optimal"
+    optimum = simulator.apply(inst, ref.action).cloud_load_bytes
+    sol = judge(engine(node_limit=1), inst)
+    load = sol.info["certificate"]["load"]
+    assert load["grid_hz"] == 1.0 and load["proves_optimal"] is (sol.status == "optimal")
+    assert sol.bound_bytes == load["bound_bytes"] > sol.info["bound"]  # HiGHS's own
+    assert sol.bound_bytes <= optimum * (1 + 1e-12) <= sol.cloud_load_bytes * (1 + 1e-9)
+    assert verify(inst, as_json(sol)) == []
+    doc = copy.deepcopy(as_json(sol))
+    doc["info"]["certificate"]["load"]["bound_bytes"] += 1e3
+    doc["bound_bytes"] = min(doc["bound_bytes"] + 1e3, doc["cloud_load_bytes"])
+    assert any("give only" in p for p in verify(inst, doc))
+
+
+def test_the_load_bound_proves_what_highs_leaves_open() -> None:
+    """Seed 33: HiGHS's root plan (on the engine's scaled matrix) is optimal but its root
+    bound does not show it; the Lagrangian bound does, with a certificate (HiGHS without a
+    limit agrees)."""
+    inst = moderate_instance(33, DEEP_CUT)
+    settings = MethodSettings(node_limit=1, backend=ENGINE_BACKEND, second_stage="none")
+    stage1 = judge(registry.make_method("milp", settings), inst)
+    assert stage1.status == "work_limit"
+    sol = judge(engine(node_limit=1), inst)
+    ref = solve_direct(inst, SolveOptions(time_limit_s=60.0, second_stage="none"))
+    assert sol.status == "optimal" and sol.info["proof"] == "certificate"
+    assert sol.info["certificate"]["load"]["proves_optimal"] is True
+    assert close(sol.cloud_load_bytes, simulator.apply(inst, ref.action).cloud_load_bytes)
+    assert verify(inst, as_json(sol)) == []
+
+
+def test_a_tie_break_proven_on_whole_hertz_is_checked_there() -> None:
+    """moderate_instance(27): the tie-break's bound proves HiGHS's 43 migrations only on whole
+    hertz (test_lagrangian_bound); the certificate names that grid and ``verify`` checks it
+    there (its own branch and bound), while the same multipliers on the 1 MHz grid do not
+    reach the claim."""
+    inst = moderate_instance(27)
+    ref = solve_direct(inst, SolveOptions(time_limit_s=60.0))
+    sol = judge(engine(node_limit=1), inst)
+    mig = sol.info["certificate"]["migrations"]
+    assert mig["grid_hz"] == 1.0 and sol.info["stage2_proof"] == "certificate"
+    assert sol.metrics["migrated"] == simulator.apply(inst, ref.action).migrated == 43
+    assert verify(inst, as_json(sol)) == []
+    doc = copy.deepcopy(as_json(sol))
+    doc["info"]["certificate"]["migrations"]["grid_hz"] = 1e6
+    assert any("claims to prove" in p or "give only" in p for p in verify(inst, doc))
+
+
+def test_a_load_certificate_grid_is_checked() -> None:
+    inst = moderate_instance(1, DEEP_CUT)
+    sol = judge(engine(node_limit=1), inst)
+    doc = copy.deepcopy(as_json(sol))
+    doc["info"]["certificate"]["load"]["grid_hz"] = 0
+    assert any("load.grid_hz" in p for p in verify(inst, doc))
+
+
 def test_defaults_are_a_work_limit_on_the_scaled_matrix() -> None:
     """Unless told otherwise the engine stops HiGHS by nodes (it repeats itself) on the scaled
     matrix; a user's own choice wins."""
