@@ -63,22 +63,16 @@ def _capacity_units(capacity_hz: float, grid: float) -> int:
     return _units(math.nextafter(capacity_hz, math.inf), grid)
 
 
-def _knapsack(
-    weights_hz: list[float], values: list[float], capacity_hz: float, grid: float, used: int = 0
-) -> np.ndarray:
-    """table[c]: an upper bound on max sum(values) over subsets that fit in c grid units;
-    table[-1] bounds the subsets with fsum(weights) <= capacity, less ``used`` grid units
-    (the floored weights of a tree node's forced pairs: floors only leave more room)."""
-    cap = _capacity_units(capacity_hz, grid) - used
-    best = np.zeros(cap + 1)
-    for w, v in zip(weights_hz, values, strict=True):
-        units = _units(w, grid)
-        if v <= 0 or units > cap:
+def _table(units: list[int], values: list[float], cells: int) -> np.ndarray:
+    """table[c]: max sum(values) over subsets whose units sum to at most c (c = 0..cells)."""
+    best = np.zeros(cells + 1)
+    for w, v in zip(units, values, strict=True):
+        if v <= 0 or w > cells:
             continue
-        if units == 0:
+        if w == 0:
             best += v
             continue
-        np.maximum(best[units:], best[:-units] + v, out=best[units:])
+        np.maximum(best[w:], best[:-w] + v, out=best[w:])
     return best
 
 
@@ -136,29 +130,22 @@ def recompute(
 def _most(
     weights_hz: list[float], values: list[float], capacity_hz: float, grid: float, used: int
 ) -> float:
-    """An upper bound on KP (the best subset's value on the grid): the DP's where the grid has
-    at most ``MAX_GRID_CELLS`` cells, else a branch and bound over the grid's integers (exact);
-    where that exceeds ``CHECK_NODES``, the DP on a grid coarse enough for ``FALLBACK_CELLS``
-    cells (a larger value, so a lower bound that may no longer reach the claim)."""
+    """An upper bound on KP, the best value of a subset that fits the ES less ``used`` grid
+    units (the floored weights of a tree node's forced pairs: floors only leave more room):
+    the DP's where the grid has at most ``MAX_GRID_CELLS`` cells, else a branch and bound over
+    the grid's integers (exact); where that exceeds ``CHECK_NODES``, the DP on a grid coarse
+    enough for ``FALLBACK_CELLS`` cells (a larger value: a bound that may miss the claim)."""
     cells = _capacity_units(capacity_hz, grid) - used
-    if cells <= MAX_GRID_CELLS:
-        return float(_knapsack(weights_hz, values, capacity_hz, grid, used)[-1])
     units = [_units(w, grid) for w in weights_hz]
-    best = _branch_and_bound(units, values, cells, CHECK_NODES)
-    if best is not None:
-        return best
-    factor = -(-cells // FALLBACK_CELLS)
-    # floor(floor(w / g) / f) = floor(w / (g f)): the grid g f, with the used units coarsened too
-    coarse = [u // factor for u in units]
-    table = np.zeros(cells // factor + 1)
-    for w, v in zip(coarse, values, strict=True):
-        if v <= 0 or w > cells // factor:
-            continue
-        if w == 0:
-            table += v
-        else:
-            np.maximum(table[w:], table[:-w] + v, out=table[w:])
-    return float(table[-1])
+    if cells > MAX_GRID_CELLS:
+        best = _branch_and_bound(units, values, cells, CHECK_NODES)
+        if best is not None:
+            return best
+        # floor(floor(w / g) / f) = floor(w / (g f)), and a fitting subset's coarse units sum
+        # to at most floor(cells / f): the same relaxation on the grid g f
+        factor = -(-cells // FALLBACK_CELLS)
+        units, cells = [u // factor for u in units], cells // factor
+    return float(_table(units, values, cells)[-1])
 
 
 def _branch_and_bound(

@@ -203,7 +203,7 @@ class LagrangianEngine:
             # One plan from the knapsacks' picks (a restricted MIP), then the fine grid again
             # towards the better plan: measured from stage 1's plan, often far above the
             # optimum, the ascent may have judged the fine grid out of reach (FINE_REACH).
-            chosen = self._restricted(dual, lam, bound, chosen, info)
+            chosen = self._restricted(dual, table, lam, bound, chosen, info)
             bound, lam, chosen, spent = self._climb(dual, lam, bound, chosen)
             rounds += spent
             certify_s = time.perf_counter() - t0
@@ -217,7 +217,7 @@ class LagrangianEngine:
                 if dual.value(chosen) < before:  # towards HiGHS's better plan
                     bound, lam, chosen, spent = self._climb(dual, lam, bound, chosen)
                     rounds += spent
-                bound, lam, chosen, spent = self._columns(dual, lam, bound, chosen, info)
+                bound, lam, chosen, spent = self._columns(dual, table, lam, bound, chosen, info)
                 rounds += spent
                 certify_s += time.perf_counter() - t0
             else:  # the bound proves the engine's own plan: HiGHS is not run
@@ -337,7 +337,7 @@ class LagrangianEngine:
         }
 
     def _columns(
-        self, dual, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict
+        self, dual, table, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict
     ) -> tuple[float, np.ndarray, np.ndarray, int]:
         """Column generation from ``lam`` where the bound is 1..TREE_REACH short of
         ``chosen``: (bound, multipliers, plan, knapsack rounds spent)."""
@@ -356,7 +356,7 @@ class LagrangianEngine:
             chosen = columns.plan
         if columns.bound > bound:
             bound, lam = columns.bound, columns.multipliers
-            chosen = self._restricted(dual, lam, bound, chosen, info)
+            chosen = self._restricted(dual, table, lam, bound, chosen, info)
         return bound, lam, chosen, columns.iterations
 
     def _climb(
@@ -375,13 +375,14 @@ class LagrangianEngine:
         return bound, lam, chosen, again.iterations
 
     def _restricted(
-        self, dual, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict
+        self, dual, table, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict
     ) -> np.ndarray:
         """The better of ``chosen`` and the restricted MIP's plan at ``lam``, with the
         ``FREE_USERS`` most marginal picks free (:mod:`.restricted_mip`); where that plan is
-        not proven, one more try from the 1 MHz grid's picks at the same multipliers: another
-        relaxation picks other users, and on bench_tiebreak's (200, 8) s3 t5 only those gave
-        the optimum (the step 1.6 s instead of 60 s with HiGHS's stage 2, docs/design.md §9)."""
+        not proven, one more try from ``table``'s picks (the 1 MHz grid) at the same
+        multipliers: another relaxation picks other users, and on bench_tiebreak's (200, 8)
+        s3 t5 only those gave the optimum (the step 1.6 s instead of 60 s with HiGHS's stage 2,
+        docs/design.md §9)."""
         if dual.proves(bound, dual.value(chosen)):
             return chosen
         t0 = time.perf_counter()
@@ -389,8 +390,8 @@ class LagrangianEngine:
         if plan is not None and dual.value(plan) < dual.value(chosen):
             info["restricted_objective"] = dual.value(plan)
             chosen = plan
-        if not dual.proves(bound, dual.value(chosen)) and dual.grid_hz < GRID_HZ:
-            plan = restricted_plan(replace(dual, grid_hz=GRID_HZ), lam, FREE_USERS)
+        if not dual.proves(bound, dual.value(chosen)) and table.grid_hz != dual.grid_hz:
+            plan = restricted_plan(table, lam, FREE_USERS)
             if plan is not None and dual.value(plan) < dual.value(chosen):
                 info["restricted_objective"] = dual.value(plan)
                 info["restricted_mhz"] = True
