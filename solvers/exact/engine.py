@@ -7,11 +7,14 @@ migrations among plans serving stage 1's users) starts with a Lagrangian bound
 (:mod:`.lagrangian`: one knapsack per ES, subgradient ascent from the LP duals, first on a
 coarse grid, then at most ``ASCENT_ROUNDS`` knapsack rounds on whole hertz, the real
 weights; a round of 8 branch-and-bound knapsacks costs about 1 ms at (200, 8)). Plans come
-from the knapsacks' picks: small MIPs that keep the users the knapsacks place once and let
-HiGHS place the rest (:mod:`.restricted_mip`). Reduced-cost fixing and the tree search need
-the DP's tables, so they work on the 1 MHz grid. Where the bound ends one to ``TREE_REACH``
-migrations short, column generation (:mod:`.column_generation`, ``column_rounds`` knapsack
-rounds) climbs on towards the Dantzig-Wolfe bound, which the ascent stalls under. Migrations
+from the knapsacks' picks: small problems that keep the users the knapsacks place once and
+place the rest (:mod:`.restricted_mip`: a depth-first search, HiGHS where it does not
+finish), the ascent climbing towards each. Reduced-cost fixing and the tree search need the
+DP's tables, so they work on the 1 MHz grid, from that grid's own ascent (at most
+``ASCENT_ROUNDS`` rounds from the whole-hertz multipliers). Where the bound ends one to
+``TREE_REACH`` migrations short, column generation (:mod:`.column_generation`,
+``column_rounds`` knapsack rounds) climbs on towards the Dantzig-Wolfe bound, which the
+ascent stalls under. Migrations
 are integers, so ceil(bound) >= the best plan proves it, and HiGHS's stage 2 is not run.
 Otherwise HiGHS (``milp``'s stage 2, from that plan) looks for a better plan, and the bound
 goes on towards its incumbent. Where HiGHS stopped at its limit with the bound one migration short,
@@ -203,8 +206,7 @@ class LagrangianEngine:
             # One plan from the knapsacks' picks (a restricted MIP), then the fine grid again
             # towards the better plan: measured from stage 1's plan, often far above the
             # optimum, the ascent may have judged the fine grid out of reach (FINE_REACH).
-            chosen = self._restricted(dual, table, lam, bound, chosen, info)
-            bound, lam, chosen, spent = self._climb(dual, lam, bound, chosen)
+            bound, lam, chosen, spent = self._restricted(dual, table, lam, bound, chosen, info)
             rounds += spent
             certify_s = time.perf_counter() - t0
             if not dual.proves(bound, dual.value(chosen)):
@@ -223,13 +225,23 @@ class LagrangianEngine:
             else:  # the bound proves the engine's own plan: HiGHS is not run
                 by_ascent = True
         value = dual.value(chosen)
+        grid_hz, table_lam = dual.grid_hz, lam
+        if not dual.proves(bound, value) and dual.proves(bound, value - TREE_REACH):
+            # Fixing and the tree need the DP's tables (1 MHz), whose bound at the
+            # whole-hertz multipliers can be a migration or more lower: climb on that grid
+            # first (docs/design.md §9).
+            table_lam, table_bound, chosen, spent = self._table_climb(table, lam, chosen, info)
+            rounds += spent
+            value = dual.value(chosen)
+            if table_bound > bound:  # a bound of its own, certified on its grid
+                bound, lam, grid_hz = table_bound, table_lam, table.grid_hz
         if (
             info.get("stage2_status", "optimal") != "optimal"
             and not dual.proves(bound, value)
             and dual.proves(bound, value - 1)
             and hasattr(backend, "forbid")
         ):
-            table_bound, penalty = table.penalties(lam)  # that grid's bound, never higher
+            table_bound, penalty = table.penalties(table_lam)  # that grid's bound and penalties
             fixed = dual.pair_ids[dual.proves_each(table_bound + penalty, value)]
             info["fixed_pairs"] = int(fixed.size)
             backend.forbid(fixed)
@@ -255,7 +267,7 @@ class LagrangianEngine:
             and dual.proves(bound, value - TREE_REACH)
         ):
             t0 = time.perf_counter()
-            tree = branch_and_bound(table, lam, chosen, TREE_NODES, self.tree_rounds)
+            tree = branch_and_bound(table, table_lam, chosen, TREE_NODES, self.tree_rounds)
             info.update(
                 tree_status="optimal" if tree.proven else "work_limit",
                 tree_nodes=tree.nodes,
@@ -294,7 +306,7 @@ class LagrangianEngine:
             return chosen, None
         if tree is not None and tree.proven:
             return chosen, {
-                "multipliers": lam.tolist(),  # the root's
+                "multipliers": table_lam.tolist(),  # the root's
                 "bound": tree.bound,
                 "proves_optimal": True,
                 "tree": tree.tree,
@@ -304,8 +316,30 @@ class LagrangianEngine:
             "multipliers": lam.tolist(),
             "bound": bound,
             "proves_optimal": True,
-            "grid_hz": dual.grid_hz,
+            "grid_hz": grid_hz,
         }
+
+    def _table_climb(
+        self, table, lam: np.ndarray, chosen: np.ndarray, info: dict
+    ) -> tuple[np.ndarray, float, np.ndarray, int]:
+        """The ascent on ``table``'s grid (1 MHz) from ``lam``, the whole-hertz multipliers,
+        towards ``chosen``: (multipliers, their bound on that grid, plan, rounds spent)."""
+        t0 = time.perf_counter()
+        evaluated = table.evaluate(lam)
+        value = table.value(chosen)
+        if table.proves(evaluated[0], value - 1):
+            # The tables' bound already reaches what fixing asks: no rounds spent.
+            info.update(table_bound=evaluated[0], table_rounds=0)
+            return lam, evaluated[0], chosen, 0
+        result = ascend(table, lam, chosen, self.rounds, evaluated=evaluated)
+        if result.incumbent < value:
+            chosen = result.plan
+        info.update(
+            table_bound=result.bound,
+            table_rounds=result.iterations,
+            table_s=time.perf_counter() - t0,
+        )
+        return result.multipliers, result.bound, chosen, result.iterations
 
     def _load_bound(
         self, problem: StepProblem, chosen: np.ndarray, highs_bound: float | None, info: dict
@@ -354,10 +388,14 @@ class LagrangianEngine:
         )
         if columns.incumbent < value:
             chosen = columns.plan
+        spent = columns.iterations
         if columns.bound > bound:
             bound, lam = columns.bound, columns.multipliers
-            chosen = self._restricted(dual, table, lam, bound, chosen, info)
-        return bound, lam, chosen, columns.iterations
+            bound, lam, chosen, more = self._restricted(
+                dual, table, lam, bound, chosen, info, climb=False
+            )
+            spent += more
+        return bound, lam, chosen, spent
 
     def _climb(
         self, dual, lam: np.ndarray, bound: float, chosen: np.ndarray
@@ -375,29 +413,47 @@ class LagrangianEngine:
         return bound, lam, chosen, again.iterations
 
     def _restricted(
-        self, dual, table, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict
-    ) -> np.ndarray:
-        """The better of ``chosen`` and the restricted MIP's plan at ``lam``, with the
-        ``FREE_USERS`` most marginal picks free (:mod:`.restricted_mip`); where that plan is
-        not proven, one more try from ``table``'s picks (the 1 MHz grid) at the same
-        multipliers: another relaxation picks other users, and on bench_tiebreak's (200, 8)
-        s3 t5 only those gave the optimum (the step 1.6 s instead of 60 s with HiGHS's stage 2,
-        docs/design.md §9)."""
-        if dual.proves(bound, dual.value(chosen)):
-            return chosen
-        t0 = time.perf_counter()
-        plan = restricted_plan(dual, lam, FREE_USERS)
-        if plan is not None and dual.value(plan) < dual.value(chosen):
-            info["restricted_objective"] = dual.value(plan)
-            chosen = plan
-        if not dual.proves(bound, dual.value(chosen)) and table.grid_hz != dual.grid_hz:
-            plan = restricted_plan(table, lam, FREE_USERS)
+        self,
+        dual,
+        table,
+        lam: np.ndarray,
+        bound: float,
+        chosen: np.ndarray,
+        info: dict,
+        climb: bool = True,
+    ) -> tuple[float, np.ndarray, np.ndarray, int]:
+        """The restricted MIP's plan at ``lam`` (:mod:`.restricted_mip`: the ``FREE_USERS``
+        most marginal picks free) where better than ``chosen``, and with ``climb`` the ascent
+        towards it (``_climb``); where that is not proven, one more try from ``table``'s picks
+        (the 1 MHz grid) at the same multipliers: another relaxation picks other users, and on
+        bench_tiebreak's (200, 8) s3 t5 only those gave the optimum (the step 1.6 s instead of
+        60 s with HiGHS's stage 2; from the climbed multipliers they did not, 49 s,
+        docs/design.md §9). The climb comes between the tries because it often proves the
+        first plan (a try costs 1-500 ms at (200, 8)), and a second try whose picks are the
+        first one's (the same MIP) is not made. (bound, multipliers, plan, rounds spent)."""
+        spent, tried, at = 0, set(), lam
+        for picks in (dual, table) if table.grid_hz != dual.grid_hz else (dual,):
+            if dual.proves(bound, dual.value(chosen)):
+                break
+            t0 = time.perf_counter()
+            _, picked = picks.evaluate(at)
+            goal = math.ceil(bound - INTEGER_SLACK)  # a plan of this value is proven
+            plan = (
+                None
+                if picked.tobytes() in tried
+                else restricted_plan(dual, at, FREE_USERS, picked=picked, goal=goal)
+            )
+            tried.add(picked.tobytes())
+            info["restricted_s"] = info.get("restricted_s", 0.0) + time.perf_counter() - t0
             if plan is not None and dual.value(plan) < dual.value(chosen):
                 info["restricted_objective"] = dual.value(plan)
-                info["restricted_mhz"] = True
+                if picks is table:
+                    info["restricted_mhz"] = True
                 chosen = plan
-        info["restricted_s"] = info.get("restricted_s", 0.0) + time.perf_counter() - t0
-        return chosen
+            if climb:
+                bound, lam, chosen, more = self._climb(dual, lam, bound, chosen)
+                spent += more
+        return bound, lam, chosen, spent
 
 
 def _load_certificate(problem: StepProblem, chosen: np.ndarray) -> dict | None:

@@ -9,6 +9,7 @@ import numpy as np
 from bruteforce import plans_serving
 from engine_method import tiny_tie_breaks
 
+import dtasm_opt.solvers.exact.restricted_mip as rm
 from dtasm_opt.solvers.exact.lagrangian import ascend, lp_multipliers
 from dtasm_opt.solvers.exact.restricted_mip import marginal_order, restricted_plan
 
@@ -53,3 +54,63 @@ def test_marginal_order_holds_each_single_pick_once_and_repeats() -> None:
         assert (again is None) == (first is None)
         if first is not None:
             assert np.array_equal(first, again)
+
+
+def _random_restricted(rng: np.random.Generator):
+    """A restricted problem as the engine hands it over: users (sorted ids), their options
+    (each with a weight on its ES), costs 0 (the user's own ES, most have one) or 1, and the
+    room left on each ES, tight enough that some users must move or find no place."""
+    n, h = int(rng.integers(3, 11)), int(rng.integers(2, 5))
+    users = np.sort(rng.choice(40, size=n, replace=False))
+    user, server, weight, cost = [], [], [], []
+    for u in users:
+        options = rng.choice(h, size=int(rng.integers(1, h + 1)), replace=False)
+        stays = rng.random() < 0.8
+        for i, s in enumerate(options):
+            user.append(u)
+            server.append(s)
+            weight.append(rng.uniform(1e9, 5e9))
+            cost.append(0.0 if stays and i == 0 else 1.0)
+    user, server = np.array(user), np.array(server)
+    weight, cost = np.array(weight), np.array(cost)
+    need = np.bincount(server, weights=weight, minlength=h) / max(1, n // h)
+    room = need * rng.uniform(0.3, 1.6, size=h)
+    return cost, user, server, weight, users, room
+
+
+def _plan_ok(x, cost, user, server, weight, users, room) -> bool:
+    used = np.bincount(server[x], weights=weight[x], minlength=room.size)
+    return bool(np.all(used <= room)) and np.array_equal(np.sort(user[x]), users)
+
+
+def test_search_equals_highs_on_random_restricted_problems(monkeypatch) -> None:
+    """The depth-first search against HiGHS without a node limit (two exact methods), on 400
+    random restricted problems: the same optimum, or both find no plan; at the node limit
+    restricted_plan's HiGHS fallback answers; with ``stop_at`` the search stops at a plan
+    that costs no more than that."""
+    rng = np.random.default_rng(11)
+    solved = infeasible = stopped = 0
+    for _ in range(400):
+        args = _random_restricted(rng)
+        cost = args[0]
+        status, x = rm._search(*args)
+        y = rm._solve(*args, node_limit=10**6)
+        assert status in ("optimal", "infeasible")  # tiny problems finish
+        if status == "infeasible":
+            assert y is None
+            infeasible += 1
+            continue
+        assert y is not None and _plan_ok(x, *args)
+        assert cost[x].sum() == cost[y].sum()
+        solved += 1
+        if cost[x].sum() >= 1:
+            status, z = rm._search(*args, stop_at=cost[x].sum() + 1)
+            assert status == "optimal" and _plan_ok(z, *args)
+            assert cost[z].sum() <= cost[x].sum() + 1
+            stopped += 1
+    assert solved > 150 and infeasible > 20 and stopped > 50
+    monkeypatch.setattr(rm, "SEARCH_NODES", 0)
+    assert rm._search(*_random_restricted(rng))[0] == "limit"
+    for _, _, problem, _, dual in tiny_tie_breaks(20):  # HiGHS alone: the optimum again
+        plan = restricted_plan(dual, lp_multipliers(dual), problem.n_users)
+        assert plan is not None and dual.value(plan) == _fewest(problem, dual)
