@@ -147,6 +147,8 @@ def _search(
     count = np.diff(start)
     if np.any(count == 0):
         return "infeasible", None
+    if np.any(np.bincount(row[cost == 0.0], minlength=users.size) > 1):
+        return "limit", None  # the bound below takes one free option per user (its own ES)
     first = order[start[:-1]]  # each user's cheapest option, the lightest among equals
     free = cost[first] == 0.0
     visit = np.lexsort((~free, count))  # fewest options first, then those that must move

@@ -109,6 +109,10 @@ def test_search_equals_highs_on_random_restricted_problems(monkeypatch) -> None:
             assert cost[z].sum() <= cost[x].sum() + 1
             stopped += 1
     assert solved > 150 and infeasible > 20 and stopped > 50
+    # two free options for one user: the bound would not hold, so HiGHS decides
+    two_free = (np.zeros(2), np.array([3, 3]), np.array([0, 1]), np.ones(2), np.array([3]),
+                np.full(2, 5.0))  # fmt: skip
+    assert rm._search(*two_free)[0] == "limit"
     monkeypatch.setattr(rm, "SEARCH_NODES", 0)
     assert rm._search(*_random_restricted(rng))[0] == "limit"
     for _, _, problem, _, dual in tiny_tie_breaks(20):  # HiGHS alone: the optimum again
