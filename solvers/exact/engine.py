@@ -431,19 +431,17 @@ class LagrangianEngine:
         docs/design.md §9). The climb comes between the tries because it often proves the
         first plan (a try costs 1-500 ms at (200, 8)), and a second try whose picks are the
         first one's (the same MIP) is not made. (bound, multipliers, plan, rounds spent)."""
-        spent, tried, at = 0, set(), lam
+        spent, at, first = 0, lam, None
         for picks in (dual, table) if table.grid_hz != dual.grid_hz else (dual,):
             if dual.proves(bound, dual.value(chosen)):
                 break
             t0 = time.perf_counter()
             _, picked = picks.evaluate(at)
             goal = math.ceil(bound - INTEGER_SLACK)  # a plan of this value is proven
-            plan = (
-                None
-                if picked.tobytes() in tried
-                else restricted_plan(dual, at, FREE_USERS, picked=picked, goal=goal)
-            )
-            tried.add(picked.tobytes())
+            plan = None
+            if first is None or not np.array_equal(picked, first):
+                plan = restricted_plan(dual, at, FREE_USERS, picked=picked, goal=goal)
+            first = picked
             info["restricted_s"] = info.get("restricted_s", 0.0) + time.perf_counter() - t0
             if plan is not None and dual.value(plan) < dual.value(chosen):
                 info["restricted_objective"] = dual.value(plan)

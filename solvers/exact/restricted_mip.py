@@ -87,10 +87,10 @@ def restricted_plan(
     users = np.flatnonzero(loose)
     if users.size == 0 or np.any(room < 0):
         return None
-    partial = np.zeros(p.n_pairs, dtype=bool)
-    partial[dual.pair_ids[kept]] = True
-    partial[list(dual.forced)] = True
-    stop_at = goal - dual.value(partial)  # what the free users may cost at most
+    chosen = np.zeros(p.n_pairs, dtype=bool)  # the kept and forced pairs, then the free users'
+    chosen[dual.pair_ids[kept]] = True
+    chosen[list(dual.forced)] = True
+    stop_at = goal - dual.value(chosen)  # what the free users may cost at most
     status, x = _search(
         dual.cost[cols], user[cols], server[cols], weight[cols], users, room, stop_at
     )
@@ -98,10 +98,7 @@ def restricted_plan(
         x = _solve(dual.cost[cols], user[cols], server[cols], weight[cols], users, room, node_limit)
     if x is None:
         return None
-    chosen = np.zeros(p.n_pairs, dtype=bool)
-    chosen[dual.pair_ids[kept]] = True
     chosen[dual.pair_ids[cols[x]]] = True
-    chosen[list(dual.forced)] = True
     served = np.bincount(p.user[chosen], minlength=problem.n_users)
     if not problem.fits(chosen).all() or np.any(served[dual.rows] != 1):
         return None
@@ -159,11 +156,13 @@ def _search(
     es_start = np.searchsorted(home[by_es], np.arange(room.size + 1))
     lightest = np.full(users.size, np.inf)
     np.minimum.at(lightest, row, weight)
-    # what users i.. need at least, in all: more than is left of every ES prunes
+    # what users i.. need at least, in all (more than is left of every ES prunes), and how
+    # many of them have no free option
     need = np.concatenate((np.cumsum(lightest[visit][::-1])[::-1], [0.0]))
+    must_move = np.concatenate((np.cumsum((home < 0)[::-1])[::-1], [0])).astype(np.int64)
     status, pick = _depth_first(
-        start[visit], count[visit], home, weight[first][visit], by_es, es_start, need, order,
-        cost, server, weight, room.astype(np.float64), SEARCH_NODES, stop_at,
+        start[visit], count[visit], must_move, weight[first][visit], by_es, es_start, need,
+        order, cost, server, weight, room.astype(np.float64), SEARCH_NODES, stop_at,
     )  # fmt: skip
     if status != 1:
         return ("infeasible" if status == 2 else "limit"), None
@@ -173,13 +172,9 @@ def _search(
 
 
 @numba.njit(cache=True)
-def _bound_from(i, home, home_weight, by_es, es_start, room, used):  # pragma: no cover
+def _bound_from(i, must_move, home_weight, by_es, es_start, room, used):  # pragma: no cover
     """The fewest migrations among users i.. (in visit order) that what is left allows."""
-    n = home.shape[0]
-    moves = 0
-    for j in range(i, n):
-        if home[j] < 0:
-            moves += 1
+    moves = must_move[i]
     for h in range(room.shape[0]):
         left = room[h] - used[h]
         for q in range(es_start[h], es_start[h + 1]):
@@ -195,7 +190,7 @@ def _bound_from(i, home, home_weight, by_es, es_start, room, used):  # pragma: n
 
 @numba.njit(cache=True)
 def _depth_first(  # pragma: no cover - compiled
-    first, count, home, home_weight, by_es, es_start, need, order, cost, server, weight,
+    first, count, must_move, home_weight, by_es, es_start, need, order, cost, server, weight,
     room, node_limit, stop_at,
 ):  # fmt: skip
     """(status, the chosen column per user) of min cost: status 1 where that is proven, 2
@@ -238,7 +233,7 @@ def _depth_first(  # pragma: no cover - compiled
                 if (
                     spent
                     + cost[k]
-                    + _bound_from(i + 1, home, home_weight, by_es, es_start, room, used)
+                    + _bound_from(i + 1, must_move, home_weight, by_es, es_start, room, used)
                     < best - 0.5
                 ):
                     break
