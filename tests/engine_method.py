@@ -22,12 +22,17 @@ def as_json(solution) -> dict:
 
 def stage1_tie_break(inst):
     """(problem, stage 1's plan as a pair mask, the migrations stage's dual over the users it
-    serves): a tie-break to start from a weak plan (stage 1's, no tie-break)."""
+    serves): a tie-break to start from a weak plan (HiGHS's stage 1 as the engine runs it, no
+    tie-break; not the engine's own stage 1, whose search keeps users at home)."""
     from dtasm_opt.core.solution import judge
     from dtasm_opt.models.step_problem import step_problem
+    from dtasm_opt.solvers.exact.engine import ENGINE_BACKEND, ENGINE_NODE_LIMIT
     from dtasm_opt.solvers.exact.lagrangian import migrations_dual
 
-    stage1 = judge(engine(second_stage="none"), inst)
+    settings = MethodSettings(
+        second_stage="none", backend=ENGINE_BACKEND, node_limit=ENGINE_NODE_LIMIT
+    )
+    stage1 = judge(registry.make_method("milp", settings), inst)
     problem = step_problem(inst)
     chosen = stage1.action[problem.pairs.user] == problem.pairs.server
     return problem, chosen, migrations_dual(problem, problem.served(chosen))

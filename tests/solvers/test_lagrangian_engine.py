@@ -234,6 +234,28 @@ def test_defaults_are_a_work_limit_on_the_scaled_matrix() -> None:
     assert mine.milp.backend == "direct" and mine.milp.options.node_limit == 7
 
 
+def test_a_load_stage_serving_everyone_needs_no_highs() -> None:
+    """Where the search places every user with a pair, stage 1 is its plan (no HiGHS run),
+    proven by the load certificate, with plain HiGHS's cloud load and migrations; where the
+    ESs are overloaded HiGHS runs as before."""
+    searched = highs = 0
+    for seed in range(12):
+        inst = moderate_instance(seed)
+        sol = judge(engine(time_limit_s=60.0), inst)
+        if sol.info.get("stage1") != "search":
+            assert sol.info["nodes"] >= 0 and "termination" in sol.info
+            highs += 1
+            continue
+        searched += 1
+        ref = solve_direct(inst, SolveOptions(time_limit_s=60.0))
+        assert ref.status == "optimal" and sol.status == "optimal"
+        assert close(sol.cloud_load_bytes, simulator.apply(inst, ref.action).cloud_load_bytes)
+        assert "load" in sol.info["certificate"] and verify(inst, as_json(sol)) == []
+        if ref.info["stage2_status"] == "optimal" and sol.info["stage2_status"] == "optimal":
+            assert sol.metrics["migrated"] == simulator.apply(inst, ref.action).migrated
+    assert searched >= 3 and highs >= 3, (searched, highs)
+
+
 def test_same_answer_every_run() -> None:
     inst = generate_stream(Scenario(users=60, servers=4), seed=5).instance(0, None)
     a, b = judge(engine(), inst), judge(engine(), inst)
@@ -267,14 +289,20 @@ def test_a_rollout_repeats_and_sizes_can_change() -> None:
 @pytest.mark.parametrize("second_stage", ["none", "downtime"])
 def test_other_tie_breaks_are_milps(second_stage: str) -> None:
     """Without the migrations tie-break the engine is milp with the engine's defaults (plus a
-    load certificate)."""
+    load certificate): the same cloud load and the same stage 2, from a stage-1 plan that
+    may be the search's (it serves everyone here, as HiGHS's does)."""
     inst = generate_stream(Scenario(users=40, servers=3), seed=4).instance(0)
     sol = judge(engine(second_stage=second_stage), inst)
     defaults = MethodSettings(
         second_stage=second_stage, backend=ENGINE_BACKEND, node_limit=ENGINE_NODE_LIMIT
     )
     ref = judge(registry.make_method(registry.REFERENCE, defaults), inst)
-    assert np.array_equal(sol.action, ref.action)
+    assert sol.info["stage1"] == "search" and sol.status == ref.status == "optimal"
+    assert close(sol.cloud_load_bytes, ref.cloud_load_bytes)
     assert sol.info["stage2_status"] == ref.info["stage2_status"]
+    if second_stage == "downtime":
+        assert sol.info["stage2_status"] == "optimal"
+        out, best = simulator.apply(inst, sol.action), simulator.apply(inst, ref.action)
+        assert math.isclose(out.total_downtime_s, best.total_downtime_s, rel_tol=1e-9)
     assert "migrations" not in sol.info.get("certificate", {})
     assert verify(inst, as_json(sol)) == []

@@ -118,3 +118,30 @@ def test_search_equals_highs_on_random_restricted_problems(monkeypatch) -> None:
     for _, _, problem, _, dual in tiny_tie_breaks(20):  # HiGHS alone: the optimum again
         plan = restricted_plan(dual, lp_multipliers(dual), problem.n_users)
         assert plan is not None and dual.value(plan) == _fewest(problem, dual)
+
+
+def test_serve_everyone_finds_a_plan_exactly_where_one_exists() -> None:
+    """The engine's stage 1 without HiGHS: on tiny instances of both families, with nodes
+    enough to finish, a plan comes back exactly where brute force finds one that places every
+    user with an admissible pair, and it fits and places each of them once."""
+    from bruteforce import tiny_instance
+
+    from dtasm_opt.models.step_problem import step_problem
+
+    found = none = 0
+    sizes = [(u, h) for u in range(2, 7) for h in range(1, 4)]
+    for seed in range(150):
+        inst = tiny_instance(seed, *sizes[seed % len(sizes)], overloaded=seed % 2 == 1)
+        problem = step_problem(inst)
+        has_pair = np.bincount(problem.pairs.user, minlength=problem.n_users) > 0
+        exists = next(plans_serving(problem, has_pair), None) is not None
+        plan = rm.serve_everyone(problem, 10**6)
+        assert (plan is not None) == exists
+        if plan is None:
+            none += 1
+            continue
+        found += 1
+        assert problem.fits(plan).all()
+        served = np.bincount(problem.pairs.user[plan], minlength=problem.n_users)
+        assert np.array_equal(served, has_pair.astype(int))
+    assert found > 50 and none > 20, (found, none)
