@@ -16,16 +16,27 @@ What a cell does depends on its method's role in the registry:
 - bound: one row per window of the certified hindsight bound.
 
 Solve studies solve step 0 of the seed's stream once per policy.
+
+A rollout cell given a ``partial`` path (the local backend's ``parts/<cell>.partial.json``)
+saves its rows so far and the rollout's state there (atomically, at most every
+``PARTIAL_S`` seconds) and, when run again, continues from it: an interrupted cell of an
+exact method (40 minutes for 500 engine steps at U = 200) loses at most ``PARTIAL_S`` of
+work, and ends with the rows an uninterrupted run gives (apart from the timing columns).
+Training cells start over (their agent is not saved); so do the greedy rollouts after them.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import fields
+from pathlib import Path
 
-from dtasm_opt.core import records, simulator
+import numpy as np
+
+from dtasm_opt.core import files, records, simulator
 from dtasm_opt.core.generator import generate_stream
 from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.method import Method, MethodSettings
@@ -45,6 +56,8 @@ from dtasm_opt.studies.spec import (
 )
 
 GREEDY_SUFFIX = "-greedy"
+PARTIAL_FORMAT = "dtasm-study-partial/1"
+PARTIAL_S = 30.0  # at most this much of a rollout cell's work is redone after a kill
 
 
 def role(m: MethodSpec) -> str:
@@ -120,11 +133,13 @@ def _check_method(spec: Spec, m: MethodSpec) -> None:
 Progress = Callable[[int], None]  # called with the rows a cell has made so far
 
 
-def run_cell_safe(spec: Spec, cell: Cell, progress: Progress | None = None) -> tuple[bool, object]:
+def run_cell_safe(
+    spec: Spec, cell: Cell, progress: Progress | None = None, partial: Path | None = None
+) -> tuple[bool, object]:
     """(True, rows) or (False, message): a failed cell must not stop the others, and an
     exception with a traceback object may not pickle across processes."""
     try:
-        return True, run_cell(spec, cell, progress)
+        return True, run_cell(spec, cell, progress, partial)
     except InputError as exc:
         return False, str(exc)
     except Exception as exc:  # a bug or a solver failure in one cell: report, go on
@@ -132,8 +147,11 @@ def run_cell_safe(spec: Spec, cell: Cell, progress: Progress | None = None) -> t
         return False, f"{type(exc).__name__}: {exc} ({' / '.join(tail[-4:])})"
 
 
-def run_cell(spec: Spec, cell: Cell, progress: Progress | None = None) -> list[dict]:
-    """The rows of ``cell``, each with the study, seed and sweep columns."""
+def run_cell(
+    spec: Spec, cell: Cell, progress: Progress | None = None, partial: Path | None = None
+) -> list[dict]:
+    """The rows of ``cell``, each with the study, seed and sweep columns; a rollout cell
+    saves its progress to ``partial`` and resumes from it (the module's docstring)."""
     m = spec.method(cell.method)
     stream_steps = 1 if spec.kind == "solve" else spec.stream_steps or spec.steps
     stream = generate_stream(scenario_of(spec, cell), cell.seed, steps=stream_steps)
@@ -146,7 +164,8 @@ def run_cell(spec: Spec, cell: Cell, progress: Progress | None = None) -> list[d
         rows = _bound(spec, m, cell, stream)
     else:
         method = registry.make_method(m.name, settings_of(m, cell.seed))
-        rows = _roll(spec, cell, stream, method, m.steps(spec.steps), m.label, progress)
+        saved = _Partial(partial, spec.cell_fingerprint(cell)) if partial else None
+        rows = _roll(spec, cell, stream, method, m.steps(spec.steps), m.label, progress, 0, saved)
     head: dict[str, object] = {"study": spec.name, "seed": cell.seed}
     if spec.axis:
         head[spec.axis] = format_value(cell.value)
@@ -195,6 +214,7 @@ def _roll(
     label: str,
     progress: Progress | None = None,
     done: int = 0,
+    saved: _Partial | None = None,
 ) -> list[dict]:
     settings = MethodSettings(seed=cell.seed)
     stage2 = spec.stage2_columns is True
@@ -211,12 +231,56 @@ def _roll(
     else:
         roll = Rollout(stream, [], settings, stage2=stage2)
     roll.add_lane(label, method)
-    rows: list[dict] = []
+    rows = saved.resume(roll) if saved is not None else []
+    last = time.monotonic()
     while roll.next_step < steps:
         rows.extend(roll.step())
         if progress is not None:
             progress(done + len(rows))
+        if saved is not None and roll.next_step < steps and time.monotonic() - last >= PARTIAL_S:
+            saved.save(roll, rows)
+            last = time.monotonic()
     return rows
+
+
+class _Partial:
+    """A rollout cell's rows so far and its rollout's state, in one JSON file written
+    atomically (``PARTIAL_FORMAT``). A file of another cell (its fingerprint) is ignored and
+    the cell starts over; a damaged one fails the cell, naming the file to delete."""
+
+    def __init__(self, path: Path, fingerprint: str):
+        self.path, self.fingerprint = Path(path), fingerprint
+
+    def resume(self, roll: Rollout) -> list[dict]:
+        if not self.path.exists():
+            return []
+        doc = files.read_json(self.path)
+        if not isinstance(doc, dict) or doc.get("format") != PARTIAL_FORMAT:
+            raise self._damaged(f"not a {PARTIAL_FORMAT} file")
+        if doc.get("cell") != self.fingerprint:
+            return []
+        rows, state = doc.get("rows"), doc.get("state")
+        if not (isinstance(rows, list) and isinstance(state, dict)):
+            raise self._damaged("no rows or no state")
+        if len(rows) != state.get("rows") or not all(isinstance(r, dict) for r in rows):
+            raise self._damaged(f"{len(rows)} rows where its state covers {state.get('rows')}")
+        roll.restore(state, str(self.path))  # InputError where it does not fit this rollout
+        return rows
+
+    def _damaged(self, why: str) -> InputError:
+        return InputError(f"{self.path}: damaged ({why}); delete it to recompute the cell")
+
+    def save(self, roll: Rollout, rows: list[dict]) -> None:
+        doc = {"format": PARTIAL_FORMAT, "cell": self.fingerprint, "state": roll.state()}
+        doc["rows"] = rows
+        files.write_text_atomic(self.path, json.dumps(doc, default=_plain) + "\n")
+
+
+def _plain(value: object) -> object:
+    """numpy scalars as Python numbers (a row's values, for JSON)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} in a row")
 
 
 def _train(

@@ -4,6 +4,8 @@ Output folder (``StudyDir``)::
 
     manifest.json   config, spec text and fingerprint, git commit, package versions, runs
     parts/<cell>.csv one file per completed cell (header + its rows)
+    parts/<cell>.partial.json  a running rollout cell's rows so far and its state (local
+                    backend; cells.py), removed once the cell is committed
     results.csv     every completed cell's rows (tidy, long format)
     cells.jsonl     the ledger: one JSON line per cell appended to results.csv
 
@@ -78,6 +80,11 @@ def cell_file(spec: Spec, cell: Cell) -> str:
     key = cell.key(spec.axis)
     slug = re.sub(r"[^A-Za-z0-9.=-]+", "_", key)[:80]
     return f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:8]}.csv"
+
+
+def partial_file(spec: Spec, cell: Cell) -> str:
+    """Where a running cell keeps its progress (:mod:`.cells`), beside its part file."""
+    return cell_file(spec, cell).removesuffix(".csv") + ".partial.json"
 
 
 def _csv_text(cols: Sequence[str], rows: Sequence[dict], header: bool) -> str:
@@ -188,6 +195,8 @@ class StudyDir:
             path = self.parts / cell_file(self.spec, cell)
             if key not in self.done and path.exists():
                 self._append(cell, path)
+            if key in self.done:  # killed between the commit and the partial file's removal
+                (self.parts / partial_file(self.spec, cell)).unlink(missing_ok=True)
 
     def adopt(self, old: Path) -> int:
         """Copy into this folder every pending cell that the study folder ``old`` completed
@@ -231,6 +240,7 @@ class StudyDir:
         path = self.parts / cell_file(self.spec, cell)
         _write_synced(path, _csv_text(self.columns, rows, header=True).encode())
         self._append(cell, path, wall_s)
+        (self.parts / partial_file(self.spec, cell)).unlink(missing_ok=True)
 
     def _append(
         self, cell: Cell, path: Path, wall_s: float | None = None, extra: dict | None = None
@@ -362,7 +372,7 @@ def run_locked(
     runner = (
         _ray(spec, pending, workers, address)
         if backend == "ray"
-        else _local(spec, pending, workers, on_rows)
+        else _local(spec, pending, workers, on_rows, sd.parts)
     )
     for cell, ok, result, wall_s in runner:
         key = cell.key(spec.axis)
@@ -394,13 +404,17 @@ REPORT_EVERY_S = 0.5  # a worker reports a cell's progress at most this often
 
 
 def _timed(
-    spec: Spec, cell: Cell, progress: Callable[[int], None] | None = None
+    spec: Spec,
+    cell: Cell,
+    progress: Callable[[int], None] | None = None,
+    partial: Path | None = None,
 ) -> tuple[bool, object, float]:
-    """Run one cell, timed; its progress goes to ``progress`` or to the pool's queue."""
+    """Run one cell, timed; its progress goes to ``progress`` or to the pool's queue, and a
+    rollout cell keeps its rows so far in ``partial`` (:mod:`.cells`)."""
     if progress is None and _QUEUE:
         progress = _queue_reporter(_QUEUE[0], cell.key(spec.axis))
     t0 = time.perf_counter()
-    ok, result = run_cell_safe(spec, cell, progress)
+    ok, result = run_cell_safe(spec, cell, progress, partial)
     return ok, result, time.perf_counter() - t0
 
 
@@ -438,21 +452,29 @@ def die_with_parent(parent: int) -> None:
 
 
 def _local(
-    spec: Spec, cells: list[Cell], workers: int, on_rows: Callable[[str, int], None]
+    spec: Spec,
+    cells: list[Cell],
+    workers: int,
+    on_rows: Callable[[str, int], None],
+    parts: Path,
 ) -> Iterator[tuple]:
     """Cells in this process (one worker) or in a process pool, yielded as they complete;
-    ``on_rows(cell key, rows so far)`` follows the cells that are running."""
+    ``on_rows(cell key, rows so far)`` follows the cells that are running, and each keeps
+    its progress in ``parts`` (:func:`partial_file`)."""
     if workers == 1 or len(cells) <= 1:
         for cell in cells:
             key = cell.key(spec.axis)
-            yield (cell, *_timed(spec, cell, functools.partial(on_rows, key)))
+            partial = parts / partial_file(spec, cell)
+            yield (cell, *_timed(spec, cell, functools.partial(on_rows, key), partial))
         return
     pool_size = min(workers, len(cells))
     queue = multiprocessing.get_context().Queue()
     with ProcessPoolExecutor(
         max_workers=pool_size, initializer=_init_worker, initargs=(os.getpid(), queue)
     ) as pool:
-        futures = {pool.submit(_timed, spec, c): c for c in cells}
+        futures = {
+            pool.submit(_timed, spec, c, None, parts / partial_file(spec, c)): c for c in cells
+        }
         try:
             while futures:
                 done, _ = wait(futures, timeout=REPORT_EVERY_S, return_when=FIRST_COMPLETED)

@@ -16,6 +16,7 @@ import pytest
 
 from dtasm_opt import study
 from dtasm_opt.core.records import STAGE2_COLUMNS, TIMING_COLUMNS
+from dtasm_opt.errors import InputError
 from dtasm_opt.studies.runner import StudyDir, run_study
 from dtasm_opt.studies.spec import load
 
@@ -166,10 +167,10 @@ def test_a_failing_cell_does_not_stop_the_others(tmp_path, monkeypatch):
 
     real = study_run.run_cell_safe
 
-    def flaky(spec, cell, progress=None):
+    def flaky(spec, cell, progress=None, partial=None):
         if cell.method == "random" and cell.seed == 2:
             return False, "boom"
-        return real(spec, cell, progress)
+        return real(spec, cell, progress, partial)
 
     monkeypatch.setattr(study_run, "run_cell_safe", flaky)
     r = run_study(spec, tmp_path / "out", log=quiet)
@@ -534,3 +535,67 @@ def test_reuse_of_something_else_exits_2(tmp_path, capsys, monkeypatch, extra, m
     assert study.main([str(write(tmp_path, TINY)), "--out", str(out), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+class _Stop(Exception):
+    """Stands for a kill in the middle of a cell."""
+
+
+def _untimed(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows]
+
+
+def _interrupted(spec, cell, partial: Path, at: int) -> None:
+    """Run ``cell`` saving after every step, and stop it as its row ``at`` is made."""
+    from dtasm_opt.studies import cells
+
+    def stop(rows: int) -> None:
+        if rows == at:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        cells.run_cell(spec, cell, stop, partial)
+
+
+def test_an_interrupted_rollout_cell_continues_from_its_partial_file(tmp_path, monkeypatch):
+    """A rollout cell keeps its rows and its rollout's state (servers, the method's Generator)
+    as it goes; run again, it continues from there and ends with the rows of an uninterrupted
+    run. A file of another cell is ignored, a damaged one named."""
+    from dtasm_opt.studies import cells
+    from dtasm_opt.studies.runner import partial_file
+
+    monkeypatch.setattr(cells, "PARTIAL_S", 0.0)  # save after every step
+    spec = load(write(tmp_path, TINY.replace("steps = 5", "steps = 40")))
+    cell = next(c for c in spec.cells() if c.method == "random")  # draws from its Generator
+    reference = _untimed(cells.run_cell(spec, cell))
+    partial = tmp_path / partial_file(spec, cell)
+    _interrupted(spec, cell, partial, at=25)
+    doc = json.loads(partial.read_text())
+    assert doc["state"]["next_step"] == 24 and len(doc["rows"]) == 24
+    seen: list[int] = []
+    rows = cells.run_cell(spec, cell, seen.append, partial)
+    assert seen[0] == 25  # 24 rows from the file, then the 25th computed
+    assert _untimed(rows) == reference
+    other = next(c for c in spec.cells() if c.method == "random" and c != cell)
+    assert _untimed(cells.run_cell(spec, other, None, partial)) == _untimed(
+        cells.run_cell(spec, other)
+    )
+    partial.write_text('{"format": "something else"}')
+    with pytest.raises(InputError, match="damaged"):
+        cells.run_cell(spec, cell, None, partial)
+
+
+def test_a_study_resumes_a_cell_from_its_partial_file_and_removes_it(tmp_path, monkeypatch):
+    from dtasm_opt.studies import cells
+    from dtasm_opt.studies.runner import partial_file
+
+    monkeypatch.setattr(cells, "PARTIAL_S", 0.0)
+    spec = load(write(tmp_path, TINY.replace("steps = 5", "steps = 30")))
+    out = tmp_path / "out"
+    (out / "parts").mkdir(parents=True)
+    cell = next(c for c in spec.cells() if c.method == "womig-dynamic")
+    _interrupted(spec, cell, out / "parts" / partial_file(spec, cell), at=12)
+    run_study(spec, out, log=quiet)
+    run_study(spec, tmp_path / "reference", log=quiet)
+    assert rows_of(out / "results.csv") == rows_of(tmp_path / "reference/results.csv")
+    assert not list((out / "parts").glob("*.partial.json"))
