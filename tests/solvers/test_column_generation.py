@@ -99,13 +99,14 @@ def test_column_generation_repeats_itself_and_keeps_its_start() -> None:
 
 
 def test_the_engine_certifies_where_the_ascent_stops_one_short() -> None:
-    """A (120, 4) state where HiGHS stops at its root (--node-limit 1, seed 5): the ascent's
-    bound proves one migration fewer than the incumbent, and column generation from its end
-    proves it, a certificate that verify re-checks. Without column generation
+    """A (120, 4) state where HiGHS stops at its root (--node-limit 1, seed 2 step 3; seed 5
+    step 0 was one until the load stage's plans from its multipliers changed its users): the
+    ascent's bound proves one migration fewer than the incumbent, and column generation from
+    its end proves it, a certificate that verify re-checks. Without column generation
     (--column-rounds 0) the engine proves the same count by fixing, HiGHS's search on the
     pairs the bound leaves (an independent proof, without a certificate)."""
-    inst = rollout_state(Scenario(users=120, servers=4), 5, 0)
-    sol = judge(engine(seed=5, time_limit_s=60.0, node_limit=1, tree_rounds=0), inst)
+    inst = rollout_state(Scenario(users=120, servers=4), 2, 3)
+    sol = judge(engine(seed=2, time_limit_s=60.0, node_limit=1, tree_rounds=0), inst)
     info = sol.info
     assert info["stage2_highs_status"] == "work_limit"
     assert info["stage2_proof"] == "certificate", info
@@ -117,7 +118,7 @@ def test_the_engine_certifies_where_the_ascent_stops_one_short() -> None:
     assert mig["proves_optimal"] and "tree" not in mig
     assert verify(inst, as_json(sol)) == []
     plain = judge(
-        engine(seed=5, time_limit_s=60.0, node_limit=1, tree_rounds=0, column_rounds=0), inst
+        engine(seed=2, time_limit_s=60.0, node_limit=1, tree_rounds=0, column_rounds=0), inst
     )
     assert "column_rounds" not in plain.info and "ascent_bound" not in plain.info
     assert plain.info["stage2_proof"] == "fixing", plain.info
