@@ -40,7 +40,7 @@ def best_plan(
     units = np.ceil(p.required_hz).astype(np.int64)
     room = np.floor(problem.model_capacity_hz).astype(np.int64)
     load = problem.pair_load_bytes
-    profit = np.maximum(load + multipliers[p.user], 0.0) + TIE_SHARE * load / load.max()
+    profit = np.maximum(load + multipliers[p.user], 0.0) + TIE_SHARE * load / max(load.max(), 1.0)
     per_es = [np.flatnonzero(p.server == h) for h in range(problem.n_servers)]
     rng = np.random.default_rng(seed)
     best, best_load = None, np.inf

@@ -151,11 +151,11 @@ def _search(
     tie-break's: a user stays, or migrates): ("optimal", its plan), ("infeasible", None), or
     ("limit", None) where it does not finish within ``node_limit`` nodes (by default
     ``SEARCH_NODES``); "optimal" also for the first plan that costs at most ``stop_at`` (the
-    caller needs no better). HiGHS spends
-    5-600 ms on these 15-30 users. The bound counts, per ES, the users still to place whose
-    free option is there and who cannot all fit in what is left of it (the most that fit:
-    the lightest first), plus the users with no free option; at (200, 8) the optimum is
-    5-20 migrations where the cheapest option of each user sums to 0 or 1."""
+    caller needs no better). HiGHS spends 5-600 ms on these 15-30 users. The bound counts,
+    per ES, the users still to place whose free option is there and who cannot all fit in
+    what is left of it (the most that fit: the lightest first), plus the users with no free
+    option; at (200, 8) the optimum is 5-20 migrations where the cheapest option of each user
+    sums to 0 or 1."""
     if not np.all((cost == 0.0) | (cost == 1.0)):
         return "limit", None
     row = np.searchsorted(users, user)  # users is sorted (np.flatnonzero)
