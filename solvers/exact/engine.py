@@ -68,6 +68,7 @@ from dtasm_opt.solvers.exact.grid_knapsack import GRID_HZ, WHOLE_HZ
 from dtasm_opt.solvers.exact.lagrangian import (
     FINE_REACH,
     INTEGER_SLACK,
+    _closed,
     _short_by,
     ascend,
     ascend_coarse_first,
@@ -136,9 +137,10 @@ class LagrangianEngine:
     def decide(self, inst: Instance, step: int) -> Decision:
         options = self.milp.options
         backend = backend_class(self.milp.backend)()
-        first = _everyone_served(inst, backend, options)
+        problem = step_problem(inst, options.margin)
+        first = _everyone_served(inst, problem, backend)
         if first is None:
-            first = solve_step(inst, backend, replace(options, second_stage="none"))
+            first = solve_step(inst, backend, replace(options, second_stage="none"), problem)
         info = dict(first.info)
         if options.second_stage != "none":
             info.pop("stage2_status", None)  # the tie-break below reports its own
@@ -146,7 +148,6 @@ class LagrangianEngine:
             return Decision(
                 first.action, first.status, first.bound_bytes, info | {"stage2_status": "skipped"}
             )
-        problem: StepProblem = backend.problem
         p = problem.pairs
         chosen = first.action[p.user] == p.server
         cert: dict = {"format": CERTIFICATE_FORMAT, "grid_hz": GRID_HZ}
@@ -389,7 +390,7 @@ class LagrangianEngine:
         return chosen, {
             "multipliers": result.multipliers.tolist(),
             "bound_bytes": bound,
-            "proves_optimal": bool(result.bound >= value - 1e-12 * max(value, 1.0)),
+            "proves_optimal": _closed(dual, result.bound, value),
             "grid_hz": dual.grid_hz,
         }
 
@@ -477,14 +478,13 @@ class LagrangianEngine:
         return bound, lam, chosen, spent
 
 
-def _everyone_served(inst: Instance, backend, options) -> Decision | None:
+def _everyone_served(inst: Instance, problem: StepProblem, backend) -> Decision | None:
     """Stage 1 without HiGHS, or None: a plan placing every user with an admissible pair
     (:func:`.restricted_mip.serve_everyone`, at most ``EVERYONE_NODES`` nodes) leaves in the
     cloud only what no ES can take, so it is optimal, and its load certificate (decide)
     proves it. The backend is built all the same, for the tie-break's HiGHS stages. HiGHS's
     load stage takes 12-16 ms at (200, 8), the search 0.2-0.4 ms (docs/design.md §9)."""
     t0 = time.perf_counter()
-    problem = step_problem(inst, options.margin)
     p = problem.pairs
     if p.n_pairs == 0:
         return None

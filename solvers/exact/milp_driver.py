@@ -166,10 +166,14 @@ def _chosen(problem: StepProblem, run: StageRun) -> tuple[np.ndarray | None, int
     return chosen, dropped
 
 
-def solve_step(inst: Instance, backend: Backend, options: SolveOptions) -> Decision:
-    """Solve one step with ``backend``: stage 1 (cloud load), then stage 2 if asked."""
+def solve_step(
+    inst: Instance, backend: Backend, options: SolveOptions, problem: StepProblem | None = None
+) -> Decision:
+    """Solve one step with ``backend``: stage 1 (cloud load), then stage 2 if asked.
+    ``problem``: the step's problem where the caller has built it (with ``options.margin``)."""
     t0 = time.perf_counter()
-    problem = step_problem(inst, options.margin)
+    if problem is None:
+        problem = step_problem(inst, options.margin)
     info: dict = {"backend": backend.name, "n_pairs": problem.n_pairs}
     if problem.n_pairs == 0:  # nobody can be placed: all in the cloud, trivially optimal
         load = problem.cloud_load_bytes(np.zeros(0, dtype=bool))
