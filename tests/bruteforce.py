@@ -66,3 +66,16 @@ def plans_serving(problem, served: np.ndarray):
         chosen[list(picks)] = True
         if problem.fits(chosen).all():
             yield chosen
+
+
+def everyone_cases(count: int):
+    """(problem, which users have an admissible pair, whether brute force finds a plan that
+    places each of them) on ``count`` tiny instances of both families, sizes in turn."""
+    from dtasm_opt.models.step_problem import step_problem
+
+    sizes = [(u, h) for u in range(2, 7) for h in range(1, 4)]
+    for seed in range(count):
+        inst = tiny_instance(seed, *sizes[seed % len(sizes)], overloaded=seed % 2 == 1)
+        problem = step_problem(inst)
+        has_pair = np.bincount(problem.pairs.user, minlength=problem.n_users) > 0
+        yield problem, has_pair, next(plans_serving(problem, has_pair), None) is not None

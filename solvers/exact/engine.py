@@ -4,7 +4,8 @@ Stage 1 (least cloud load) is ``milp``'s (:mod:`.milp`), with the same settings;
 name no backend and no node limit, the engine uses the scaled matrix and ``ENGINE_NODE_LIMIT``
 nodes per stage, so that it repeats itself (docs/design.md §9); where a quick search places
 every user with an admissible pair, that plan is stage 1 and HiGHS's load stage is not run
-(``_everyone_served``). The tie-break (fewest
+(``_everyone_served``; where that search stops at its limit, a regret heuristic,
+:mod:`.regret_plan`). The tie-break (fewest
 migrations among plans serving stage 1's users) starts with a Lagrangian bound
 (:mod:`.lagrangian`: one knapsack per ES, subgradient ascent from the LP duals, first on a
 coarse grid, then at most ``ASCENT_ROUNDS`` knapsack rounds on whole hertz, the real
@@ -118,7 +119,7 @@ TREE_REACH = 2
 LOAD_ROUNDS = 300
 # Nodes of the search for a plan serving everyone before HiGHS's load stage: where it finds
 # one at all, it finds it without backtracking (200 nodes at U = 200), and at 1,000 a
-# miss costs at most 0.4 ms.
+# miss costs at most 0.4 ms (the regret heuristic then tries, about 0.35 ms).
 EVERYONE_NODES = 1_000
 
 
@@ -480,7 +481,8 @@ class LagrangianEngine:
 
 def _everyone_served(inst: Instance, problem: StepProblem, backend) -> Decision | None:
     """Stage 1 without HiGHS, or None: a plan placing every user with an admissible pair
-    (:func:`.restricted_mip.serve_everyone`, at most ``EVERYONE_NODES`` nodes) leaves in the
+    (:func:`.restricted_mip.serve_everyone`: the search, at most ``EVERYONE_NODES`` nodes,
+    then the regret heuristic; ``info["stage1"]`` says which) leaves in the
     cloud only what no ES can take, so it is optimal, and its load certificate (decide)
     proves it. The backend is built all the same, for the tie-break's HiGHS stages. HiGHS's
     load stage takes 12-16 ms at (200, 8), the search 0.2-0.4 ms (docs/design.md §9)."""
@@ -488,7 +490,7 @@ def _everyone_served(inst: Instance, problem: StepProblem, backend) -> Decision 
     p = problem.pairs
     if p.n_pairs == 0:
         return None
-    x = serve_everyone(problem, EVERYONE_NODES)
+    x, how = serve_everyone(problem, EVERYONE_NODES)
     if x is None:
         return None
     search_s = time.perf_counter() - t0
@@ -503,7 +505,7 @@ def _everyone_served(inst: Instance, problem: StepProblem, backend) -> Decision 
         "termination": "optimal",
         "nodes": 0,
         "solve_s": search_s,
-        "stage1": "search",
+        "stage1": how,  # "search" or "regret"
         "stage2_status": "none",  # as solve_step's stage 1 alone; the tie-break reports its own
         "proof": "certificate",  # the load certificate (decide), not HiGHS
         "cloud_load_bytes": load,

@@ -32,6 +32,7 @@ import numpy as np
 
 from dtasm_opt.models.step_problem import StepProblem
 from dtasm_opt.solvers.exact.lagrangian import StageDual, assignment_lp
+from dtasm_opt.solvers.exact.regret_plan import regret_plan
 
 # The free users beyond those the knapsacks left unsettled, and the MIP's node limit.
 FREE_USERS = 10
@@ -106,22 +107,28 @@ def restricted_plan(
     return chosen
 
 
-def serve_everyone(problem: StepProblem, node_limit: int) -> np.ndarray | None:
-    """A plan (mask over the pairs) placing every user with an admissible pair, each at home
-    where it can, found by the depth-first search below within ``node_limit`` nodes; None
-    where the search proves there is none (what everyone needs at least is more than all
-    ESs hold) or does not find one. At (200, 8) it finds one without backtracking or not at
-    all: 31 of 71 rollout states, 0.2-0.4 ms each (docs/design.md §9)."""
+def serve_everyone(problem: StepProblem, node_limit: int) -> tuple[np.ndarray | None, str]:
+    """A plan (mask over the pairs) placing every user with an admissible pair, and how it
+    was found: "search", the depth-first search below within ``node_limit`` nodes, each user
+    at home where it can be (at (200, 8) it finds one without backtracking or not at all: 31
+    of 71 rollout states, 0.2-0.4 ms each); "regret", where the search stops at its limit,
+    the regret heuristic (:mod:`.regret_plan`, which served everyone on the other 31 of those
+    states that allow it, about 0.35 ms each). (None, "overloaded") where the search proves
+    that there is none (what everyone needs at least is more than all ESs hold, or no order
+    fits), (None, "missed") where neither finds one (docs/design.md §9)."""
     p = problem.pairs
     if p.n_pairs == 0:
-        return np.zeros(0, dtype=bool)
+        return np.zeros(0, dtype=bool), "search"
     status, x = _search(
         p.migrates.astype(np.float64), p.user, p.server, p.required_hz, np.unique(p.user),
         problem.model_capacity_hz, np.inf, node_limit,
     )  # fmt: skip
-    if status != "optimal" or x is None or not problem.fits(x).all():
-        return None
-    return x
+    if status == "infeasible":
+        return None, "overloaded"
+    if status == "optimal" and x is not None and problem.fits(x).all():
+        return x, "search"
+    x = regret_plan(problem)
+    return (x, "regret") if x is not None else (None, "missed")
 
 
 def _solve(cost, user, server, weight, users, room, node_limit) -> np.ndarray | None:

@@ -124,19 +124,13 @@ def test_serve_everyone_finds_a_plan_exactly_where_one_exists() -> None:
     """The engine's stage 1 without HiGHS: on tiny instances of both families, with nodes
     enough to finish, a plan comes back exactly where brute force finds one that places every
     user with an admissible pair, and it fits and places each of them once."""
-    from bruteforce import tiny_instance
-
-    from dtasm_opt.models.step_problem import step_problem
+    from bruteforce import everyone_cases
 
     found = none = 0
-    sizes = [(u, h) for u in range(2, 7) for h in range(1, 4)]
-    for seed in range(150):
-        inst = tiny_instance(seed, *sizes[seed % len(sizes)], overloaded=seed % 2 == 1)
-        problem = step_problem(inst)
-        has_pair = np.bincount(problem.pairs.user, minlength=problem.n_users) > 0
-        exists = next(plans_serving(problem, has_pair), None) is not None
-        plan = rm.serve_everyone(problem, 10**6)
+    for problem, has_pair, exists in everyone_cases(150):
+        plan, how = rm.serve_everyone(problem, 10**6)
         assert (plan is not None) == exists
+        assert how == ("search" if exists else "overloaded")
         if plan is None:
             none += 1
             continue
