@@ -5,9 +5,9 @@ Where such a plan exists, stage 1 needs no solver at all: it is optimal, and the
 certificate proves it (:mod:`.engine`). The engine first asks the restricted problems'
 depth-first search (:func:`.restricted_mip.serve_everyone`), which keeps users at home and
 so gives the tie-break a start with few migrations; at (200, 8) that search finds a plan on
-31 of 71 rollout states and misses the others within its 1,000 nodes, where HiGHS's load
-stage (12-16 ms) then served everyone. This heuristic serves everyone on all of those 31
-misses, in about 0.35 ms each (docs/design.md §9).
+31 of 71 rollout states, and on 26 others a plan exists (HiGHS's load stage, 12-16 ms,
+finds one) but the search stops at its 1,000 nodes. This heuristic serves everyone on all
+of those, and on bench_tiebreak's seed 1 step 20, in about 0.35 ms each (docs/design.md §9).
 
 Each round looks, for every user still to place, at the ESs with room for it, ranked by the
 share of the ES's capacity it would take; the user whose best ES beats its second best by

@@ -112,7 +112,7 @@ def serve_everyone(problem: StepProblem, node_limit: int) -> tuple[np.ndarray | 
     was found: "search", the depth-first search below within ``node_limit`` nodes, each user
     at home where it can be (at (200, 8) it finds one without backtracking or not at all: 31
     of 71 rollout states, 0.2-0.4 ms each); "regret", where the search stops at its limit,
-    the regret heuristic (:mod:`.regret_plan`, which served everyone on the other 31 of those
+    the regret heuristic (:mod:`.regret_plan`, which served everyone on the other 26 of those
     states that allow it, about 0.35 ms each). (None, "overloaded") where the search proves
     that there is none (what everyone needs at least is more than all ESs hold, or no order
     fits), (None, "missed") where neither finds one (docs/design.md §9)."""
