@@ -168,27 +168,24 @@ def add_solver_options(p: argparse.ArgumentParser, *, time_limit_default: float 
 def add_work_limit_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The exact solvers' work limits (:class:`MethodSettings`' node_limit and
     deterministic_limit): a search stopped by one stops at the same point on every run."""
-    p.add_argument(
-        "--node-limit",
-        type=count(1, MAX_NODE_LIMIT),
-        default=None,
-        metavar="N",
-        help="milp and lagrangian: branch-and-bound nodes per stage, a work limit: the same "
-        "answer on every run with --threads 1 (lagrangian's default: 2000)",
-    )
-    # the engine's own budgets, in knapsack rounds per step (0 turns a part off)
-    for flag, most, part, default in (
-        ("--tree-rounds", MAX_TREE_ROUNDS, "tree search", 1500),
-        ("--column-rounds", MAX_COLUMN_ROUNDS, "column generation", 300),
-    ):
-        p.add_argument(
-            flag,
-            type=count(0, most),
-            default=None,
-            metavar="N",
-            help=f"lagrangian: knapsack rounds of the tie-break's {part} per step, a work "
-            f"limit (0: no {part}; default: {default})",
-        )
+    # (flag, least, most, help): HiGHS's nodes, then the engine's own budgets in knapsack
+    # rounds per step (0 turns a part off)
+    parts = [
+        ("--node-limit", 1, MAX_NODE_LIMIT, "milp and lagrangian: branch-and-bound nodes per "
+         "stage, a work limit: the same answer on every run with --threads 1 (lagrangian's "
+         "default: 2000)"),
+        *((flag, 0, most, f"lagrangian: knapsack rounds of the tie-break's {part} per step, a "
+           f"work limit (0: no {part}; default: {default})")
+          for flag, most, part, default in (
+              ("--tree-rounds", MAX_TREE_ROUNDS, "tree search", 1500),
+              ("--column-rounds", MAX_COLUMN_ROUNDS, "column generation", 300),
+          )),
+        ("--overloaded-nodes", 0, MAX_NODE_LIMIT, "lagrangian: HiGHS nodes on a load stage "
+         "that cannot serve everyone, a work limit (0: HiGHS's load stage is not run there, "
+         "the engine's bound and plans decide; default: --node-limit)"),
+    ]  # fmt: skip
+    for flag, least, most, text in parts:
+        p.add_argument(flag, type=count(least, most), default=None, metavar="N", help=text)
     p.add_argument(
         "--deterministic-limit",
         type=real(0.0, strict=True),
@@ -212,6 +209,7 @@ def solver_settings(args: argparse.Namespace) -> MethodSettings:
         node_limit=args.node_limit,
         tree_rounds=args.tree_rounds,
         column_rounds=args.column_rounds,
+        overloaded_nodes=args.overloaded_nodes,
         deterministic_limit=args.deterministic_limit,
     )
 

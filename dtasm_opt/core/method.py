@@ -53,6 +53,11 @@ class MethodSettings:
         "lagrangian: knapsack rounds of the tie-break's column generation per step, a work "
         "limit (0: none; default 300)",
     )
+    overloaded_nodes: int | None = option(
+        None,
+        "lagrangian: HiGHS nodes on a load stage that cannot serve everyone, a work limit "
+        "(0: none, the engine's bound and plans alone; default: the node limit)",
+    )
     deterministic_limit: float | None = option(
         None, "cpsat: CP-SAT deterministic time per solve, a work limit (same answer every run)"
     )

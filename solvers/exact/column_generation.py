@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
+from dtasm_opt.solvers.exact.highs_runtime import quiet_highs
 from dtasm_opt.solvers.exact.lagrangian import StageDual, _closed, _project, _short_by
 
 # Weight of the best multipliers in the point priced each round (Wentges smoothing). On two
@@ -55,8 +56,7 @@ class _Master:
         self.row_of = np.full(dual.problem.n_users, -1)
         self.row_of[self.users] = np.arange(self.users.size)
         n, h_count = self.users.size, dual.problem.n_servers
-        self.highs = highspy.Highs()
-        self.highs.setOptionValue("output_flag", False)
+        self.highs = quiet_highs()
         self.highs.setOptionValue("threads", 1)
         lower = np.concatenate((np.ones(n) if dual.equality else np.full(n, -np.inf),
                                 np.full(h_count, -np.inf)))  # fmt: skip

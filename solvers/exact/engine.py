@@ -58,7 +58,12 @@ import numpy as np
 
 from dtasm_opt.core.certificate import CERTIFICATE_FORMAT
 from dtasm_opt.core.instance import Instance
-from dtasm_opt.core.limits import MAX_COLUMN_ROUNDS, MAX_TREE_ROUNDS, check_at_most
+from dtasm_opt.core.limits import (
+    MAX_COLUMN_ROUNDS,
+    MAX_NODE_LIMIT,
+    MAX_TREE_ROUNDS,
+    check_at_most,
+)
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.solution import Decision
 from dtasm_opt.errors import InputError
@@ -134,14 +139,23 @@ class LagrangianEngine:
     column_rounds: int = COLUMN_ROUNDS
     load_rounds: int = LOAD_ROUNDS
     load_plans: int = LOAD_PLAN_TRIES
+    overloaded_nodes: int | None = None  # None: HiGHS's stage node limit, as any load stage
 
     def decide(self, inst: Instance, step: int) -> Decision:
         options = self.milp.options
         backend = backend_class(self.milp.backend)()
         problem = step_problem(inst, options.margin)
-        first = _everyone_served(inst, problem, backend)
+        first, how = _everyone_served(inst, problem, backend)
+        stage1 = replace(options, second_stage="none")
+        if how == "overloaded" and self.load_rounds > 0 and self.overloaded_nodes is not None:
+            # Not everyone can be served: HiGHS's load stage gets ``overloaded_nodes`` (0: it
+            # is not run; the bound and plans below do the work, docs/design.md §9).
+            if self.overloaded_nodes == 0:
+                first = _overloaded_start(inst, problem, backend, self.load_plans)
+            else:
+                stage1 = replace(stage1, node_limit=self.overloaded_nodes)
         if first is None:
-            first = solve_step(inst, backend, replace(options, second_stage="none"), problem)
+            first = solve_step(inst, backend, stage1, problem)
         info = dict(first.info)
         if options.second_stage != "none":
             info.pop("stage2_status", None)  # the tie-break below reports its own
@@ -479,40 +493,61 @@ class LagrangianEngine:
         return bound, lam, chosen, spent
 
 
-def _everyone_served(inst: Instance, problem: StepProblem, backend) -> Decision | None:
+def _everyone_served(inst: Instance, problem: StepProblem, backend) -> tuple[Decision | None, str]:
     """Stage 1 without HiGHS, or None: a plan placing every user with an admissible pair
     (:func:`.restricted_mip.serve_everyone`: the search, at most ``EVERYONE_NODES`` nodes,
     then the regret heuristic; ``info["stage1"]`` says which) leaves in the
     cloud only what no ES can take, so it is optimal, and its load certificate (decide)
     proves it. The backend is built all the same, for the tie-break's HiGHS stages. HiGHS's
-    load stage takes 12-16 ms at (200, 8), the search 0.2-0.4 ms (docs/design.md §9)."""
+    load stage takes 12-16 ms at (200, 8), the search 0.2-0.4 ms (docs/design.md §9). With
+    the Decision, how the search ended (``serve_everyone``'s second value)."""
     t0 = time.perf_counter()
     p = problem.pairs
     if p.n_pairs == 0:
-        return None
+        return None, "none"
     x, how = serve_everyone(problem, EVERYONE_NODES)
     if x is None:
-        return None
-    search_s = time.perf_counter() - t0
+        return None, how
+    info = _stage1_info(problem, backend, x, t0, how, "optimal")  # how: "search" or "regret"
+    load = info["objective"]
+    info.update(bound=load, proof="certificate", gap=0.0)  # the load certificate, not HiGHS
+    return Decision(action_from_assignment(inst, p, x), "optimal", load, info), how
+
+
+def _overloaded_start(inst: Instance, problem: StepProblem, backend, tries: int) -> Decision:
+    """Stage 1's start where not everyone can be served, without HiGHS: the best of ``tries``
+    knapsack plans (:mod:`.load_plans`) at the LP duals, unproven ("work_limit"); the load
+    stage's bound and plans (``_load_bound``) go on from it. The backend is built for the
+    tie-break's HiGHS stages."""
+    t0 = time.perf_counter()
+    plan = best_plan(problem, lp_multipliers(load_dual(problem)), max(tries, 1))
+    assert plan is not None  # there are pairs (the search said "overloaded")
+    # "work_limit": the engine's own rounds and tries stop it, not HiGHS
+    info = _stage1_info(problem, backend, plan, t0, "lagrangian", "work_limit")
+    return Decision(action_from_assignment(inst, problem.pairs, plan), "work_limit", None, info)
+
+
+def _stage1_info(
+    problem: StepProblem, backend, plan: np.ndarray, t0: float, stage1: str, termination: str
+) -> dict:
+    """What solve_step's stage 1 reports, for a plan found without HiGHS since ``t0``; builds
+    the backend (for the tie-break's HiGHS stages) and times that apart."""
+    solve_s = time.perf_counter() - t0
     backend.build(problem)
-    load = problem.cloud_load_bytes(x)
-    info = {
+    load = problem.cloud_load_bytes(plan)
+    return {
         "backend": backend.name,
         "n_pairs": problem.n_pairs,
-        "build_s": time.perf_counter() - t0 - search_s,
+        "build_s": time.perf_counter() - t0 - solve_s,
         "objective": load,
-        "bound": load,
-        "termination": "optimal",
+        "termination": termination,
         "nodes": 0,
-        "solve_s": search_s,
-        "stage1": how,  # "search" or "regret"
+        "solve_s": solve_s,
+        "stage1": stage1,
         "stage2_status": "none",  # as solve_step's stage 1 alone; the tie-break reports its own
-        "proof": "certificate",  # the load certificate (decide), not HiGHS
         "cloud_load_bytes": load,
-        "gap": 0.0,
         "total_s": time.perf_counter() - t0,
     }
-    return Decision(action_from_assignment(inst, p, x), "optimal", load, info)
 
 
 def _load_certificate(problem: StepProblem, chosen: np.ndarray) -> dict | None:
@@ -545,14 +580,22 @@ def make_lagrangian(name: str, settings: MethodSettings) -> LagrangianEngine:
     )
     tree_rounds = _rounds(settings.tree_rounds, TREE_ROUNDS, "tree_rounds", MAX_TREE_ROUNDS)
     columns = _rounds(settings.column_rounds, COLUMN_ROUNDS, "column_rounds", MAX_COLUMN_ROUNDS)
+    overloaded = settings.overloaded_nodes
+    if overloaded is not None:  # None: the stage's node limit, as on any load stage
+        overloaded = _rounds(overloaded, 0, "overloaded_nodes", MAX_NODE_LIMIT)
     return LagrangianEngine(
-        milp=make_milp(name, settings), name=name, tree_rounds=tree_rounds, column_rounds=columns
+        milp=make_milp(name, settings),
+        name=name,
+        tree_rounds=tree_rounds,
+        column_rounds=columns,
+        overloaded_nodes=overloaded,
     )
 
 
 def _rounds(value: int | None, default: int, name: str, most: int) -> int:
-    """A knapsack-round budget from the settings (None: the engine's default), refused by
-    name unless it is an integer in 0..most (a study or API caller gets no CLI check)."""
+    """A work budget (knapsack rounds, HiGHS nodes) from the settings (None: the engine's
+    default), refused by name unless it is an integer in 0..most (a study or API caller gets
+    no CLI check)."""
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:

@@ -75,3 +75,12 @@ def solver_output() -> Iterator[None]:
         os.dup2(saved, 1)
         os.close(saved)
         os.close(target)
+
+
+def quiet_highs() -> highspy.Highs:
+    """A ``Highs`` for the engine's small LPs and MIPs: made where its banner cannot reach
+    stdout (the first one made in a process prints it), its log off."""
+    with solver_output():
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    return h

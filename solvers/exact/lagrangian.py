@@ -42,6 +42,7 @@ from dtasm_opt.solvers.exact.grid_knapsack import (
     capacity_units,
     floor_units,
 )
+from dtasm_opt.solvers.exact.highs_runtime import quiet_highs
 
 # A bound this close above an integer still proves that integer (float sums of multipliers
 # carry an error of order 1e-13; the certificate check allows the same).
@@ -280,8 +281,7 @@ def lp_multipliers(dual: StageDual) -> np.ndarray:
         problem.capacity_hz,
         dual.equality,
     )
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = quiet_highs()
     h.setOptionValue("threads", 1)
     h.passModel(lp)
     h.run()

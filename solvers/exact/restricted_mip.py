@@ -31,6 +31,7 @@ import numba
 import numpy as np
 
 from dtasm_opt.models.step_problem import StepProblem
+from dtasm_opt.solvers.exact.highs_runtime import quiet_highs
 from dtasm_opt.solvers.exact.lagrangian import StageDual, assignment_lp
 from dtasm_opt.solvers.exact.regret_plan import regret_plan
 
@@ -135,9 +136,8 @@ def _solve(cost, user, server, weight, users, room, node_limit) -> np.ndarray | 
     """min cost.x, one pair per user in ``users``, each ES within ``room``."""
     lp = assignment_lp(cost, user, server, weight, users, room, equality=True)
     lp.integrality_ = [highspy.HighsVarType.kInteger] * cost.size
-    h = highspy.Highs()
+    h = quiet_highs()
     for key, val in (
-        ("output_flag", False),
         ("threads", 1),
         ("random_seed", 0),
         ("mip_rel_gap", 0.0),

@@ -83,6 +83,7 @@ def test_wall_clock_still_guards_and_is_named_when_it_binds():
         ("lagrangian", MethodSettings(tree_rounds=-1), "tree_rounds"),
         ("lagrangian", MethodSettings(column_rounds=2.5), "column_rounds"),  # type: ignore[arg-type]
         ("lagrangian", MethodSettings(column_rounds=10**9), "column_rounds"),
+        ("lagrangian", MethodSettings(overloaded_nodes=-1), "overloaded_nodes"),
     ],
 )
 def test_bad_work_limits_are_refused_by_name(method, settings, field):
