@@ -211,3 +211,24 @@ def test_lagrangian_solution_and_its_certificate_pass_verify(instance_file, tmp_
     capsys.readouterr()
     assert verify_main([str(instance_file), str(bad)]) == 1
     assert f"info.certificate.{part}" in capsys.readouterr().out
+
+
+def test_an_overloaded_step_without_highs_keeps_stdout_json(tmp_path):
+    """--overloaded-nodes 0 in a fresh process: the first HiGHS model made is the engine's LP
+    (HiGHS prints a banner when its first model is made), and stdout still holds the
+    solution's JSON alone; stage 1 came from the engine's plans, not HiGHS."""
+    import subprocess
+    import sys
+
+    from families import moderate_instance
+
+    path = tmp_path / "overloaded.json"
+    files.write_json(path, moderate_instance(5, (0.15, 0.25)).to_dict())
+    run = subprocess.run(
+        [sys.executable, "-m", "dtasm_opt.solve", str(path), "--method", "lagrangian",
+         "--overloaded-nodes", "0"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["info"]["stage1"] == "lagrangian" and doc["info"]["nodes"] == 0
