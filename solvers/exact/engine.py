@@ -39,7 +39,10 @@ Every proof comes with the multipliers in ``Decision.info["certificate"]``
   HiGHS's where they leave less in the cloud, on most overloaded states. The bound seldom
   proves a plan: the Dantzig-Wolfe bound of an overloaded step stays a fraction of one
   user's load below the optimum (the duality gap of this generalized assignment problem),
-  so most overloaded load stages stay unproven.
+  so most overloaded load stages stay unproven. Where the search proves that not everyone
+  can be served, ``overloaded_nodes`` (``--overloaded-nodes``) limits HiGHS's load stage;
+  with 0 it is skipped, the knapsack plans at the LP duals start the ascent, and two more
+  climbs (``OVERLOADED_CLIMBS``) aim it at the better plans that follow.
 - ``migrations``: the ascent's multipliers, whenever they prove the tie-break, or the tree
   search's tree (every leaf's multipliers) where it does. A proof by fixing (the bound one
   short, HiGHS finding nothing better in what fixing leaves) has none.
@@ -126,7 +129,7 @@ LOAD_ROUNDS = 300
 # plans at the LP duals, a worse target than HiGHS's plan: two more climbs of 150 rounds,
 # each towards the best plan so far and followed by the plans at its multipliers, brought
 # the ten u280-h8-t20 states from 6 worse than the engine with HiGHS (by up to 168 KB) to 3
-# (by 2-22 KB), 5 better, with bounds as high, in 2.2-9.2 s (docs/design.md §9).
+# (by 2-22 KB), 5 better, with bounds as high, in 2.4-9.3 s (docs/design.md §9).
 OVERLOADED_CLIMBS = 2
 CLIMB_ROUNDS = 150
 # Nodes of the search for a plan serving everyone before HiGHS's load stage: where it finds
