@@ -1,11 +1,10 @@
 """The ``lagrangian`` method: MILP-greedy whose optima come with a checkable certificate.
 
-Stage 1 (least cloud load) is ``milp``'s (:mod:`.milp`), with the same settings; where these
-name no backend and no node limit, the engine uses the scaled matrix and ``ENGINE_NODE_LIMIT``
-nodes per stage, so that it repeats itself (docs/design.md §9); where a quick search places
-every user with an admissible pair, that plan is stage 1 and HiGHS's load stage is not run
-(``_everyone_served``; where that search stops at its limit, a regret heuristic,
-:mod:`.regret_plan`). The tie-break (fewest
+Stage 1 (least cloud load) is :mod:`.load_stage`: a plan serving everyone where a quick
+search or a regret heuristic finds one, else ``milp``'s (:mod:`.milp`) with the same
+settings, then the load stage's own Lagrangian bound and plans. Where the settings name no
+backend and no node limit, the engine uses the scaled matrix and ``ENGINE_NODE_LIMIT``
+nodes per HiGHS stage, so that it repeats itself (docs/design.md §9). The tie-break (fewest
 migrations among plans serving stage 1's users) starts with a Lagrangian bound
 (:mod:`.lagrangian`: one knapsack per ES, subgradient ascent from the LP duals, first on a
 coarse grid, then at most ``ASCENT_ROUNDS`` knapsack rounds on whole hertz, the real
@@ -29,20 +28,11 @@ Every proof comes with the multipliers in ``Decision.info["certificate"]``
 (``dtasm-certificate/1``), from which ``verify`` recomputes the bound with its own knapsacks
 (:mod:`dtasm_opt.core.certificate`):
 
-- ``load``: when every user with an admissible pair is served, lam[u] = -load[u] proves
-  that no plan leaves less in the cloud. When the ESs are overloaded and HiGHS stops at its
-  limit, the ascent on the load stage's own whole-hertz grid (branch-and-bound knapsacks,
-  ``load_rounds`` rounds from the LP duals towards HiGHS's plan) gives a bound above HiGHS's
-  own in about a second at (280, 8); its multipliers (with ``grid_hz``: 1) certify that
-  bound, and prove the plan where it reaches it. Plans from those multipliers
-  (:mod:`.load_plans`: the ESs' knapsacks in turn, then refills from the cloud) replace
-  HiGHS's where they leave less in the cloud, on most overloaded states. The bound seldom
-  proves a plan: the Dantzig-Wolfe bound of an overloaded step stays a fraction of one
-  user's load below the optimum (the duality gap of this generalized assignment problem),
-  so most overloaded load stages stay unproven. Where the search proves that not everyone
-  can be served, ``overloaded_nodes`` (``--overloaded-nodes``) limits HiGHS's load stage;
-  with 0 it is skipped, the knapsack plans at the LP duals start the ascent, and two more
-  climbs (``OVERLOADED_CLIMBS``) aim it at the better plans that follow.
+- ``load`` (:mod:`.load_stage`): when every user with an admissible pair is served,
+  lam[u] = -load[u] proves that no plan leaves less in the cloud. When the ESs are
+  overloaded and HiGHS stops at its limit, the multipliers of the load stage's ascent on
+  whole hertz (``grid_hz``: 1) certify a bound above HiGHS's own, and prove the plan where
+  it reaches it, which is seldom (the duality gap of this generalized assignment problem).
 - ``migrations``: the ascent's multipliers, whenever they prove the tie-break, or the tree
   search's tree (every leaf's multipliers) where it does. A proof by fixing (the bound one
   short, HiGHS finding nothing better in what fixing leaves) has none.
@@ -77,22 +67,20 @@ from dtasm_opt.solvers.exact.grid_knapsack import GRID_HZ, WHOLE_HZ
 from dtasm_opt.solvers.exact.lagrangian import (
     FINE_REACH,
     INTEGER_SLACK,
-    _closed,
     _short_by,
     ascend,
     ascend_coarse_first,
-    load_dual,
     lp_multipliers,
     migrations_dual,
 )
 from dtasm_opt.solvers.exact.lagrangian_tree import branch_and_bound
-from dtasm_opt.solvers.exact.load_plans import LOAD_PLAN_TRIES, best_plan
+from dtasm_opt.solvers.exact.load_plans import LOAD_PLAN_TRIES
+from dtasm_opt.solvers.exact.load_stage import LOAD_ROUNDS, LoadBudget, load_stage
 from dtasm_opt.solvers.exact.milp import MilpGreedy, backend_class, make_milp
-from dtasm_opt.solvers.exact.milp_driver import second_stage, solve_step
+from dtasm_opt.solvers.exact.milp_driver import second_stage
 from dtasm_opt.solvers.exact.restricted_mip import (
     FREE_USERS,
     restricted_plan,
-    serve_everyone,
 )
 
 # Knapsack rounds of the ascent on the 1 MHz grid, a work limit (the same answer on every run),
@@ -122,20 +110,6 @@ TREE_ROUNDS = 1_500
 COLUMN_ROUNDS = 300
 TREE_NODES = 500
 TREE_REACH = 2
-# Knapsack rounds of the overloaded load stage's ascent (whole-hertz branch and bound, about
-# 2.5 ms a round at (280, 8)); it stops earlier when its step dies out.
-LOAD_ROUNDS = 300
-# Without HiGHS's load stage (--overloaded-nodes 0) the ascent first aims at the knapsack
-# plans at the LP duals, a worse target than HiGHS's plan: two more climbs of 150 rounds,
-# each towards the best plan so far and followed by the plans at its multipliers, brought
-# the ten u280-h8-t20 states from 6 worse than the engine with HiGHS (by up to 168 KB) to 3
-# (by 2-22 KB), 5 better, with bounds as high, in 2.4-9.3 s (docs/design.md §9).
-OVERLOADED_CLIMBS = 2
-CLIMB_ROUNDS = 150
-# Nodes of the search for a plan serving everyone before HiGHS's load stage: where it finds
-# one at all, it finds it without backtracking (200 nodes at U = 200), and at 1,000 a
-# miss costs at most 0.4 ms (the regret heuristic then tries, about 0.35 ms).
-EVERYONE_NODES = 1_000
 
 
 @dataclass
@@ -155,17 +129,8 @@ class LagrangianEngine:
         options = self.milp.options
         backend = backend_class(self.milp.backend)()
         problem = step_problem(inst, options.margin)
-        first, how = _everyone_served(inst, problem, backend)
-        stage1 = replace(options, second_stage="none")
-        if how == "overloaded" and self.load_rounds > 0 and self.overloaded_nodes is not None:
-            # Not everyone can be served: HiGHS's load stage gets ``overloaded_nodes`` (0: it
-            # is not run; the bound and plans below do the work, docs/design.md §9).
-            if self.overloaded_nodes == 0:
-                first = _overloaded_start(inst, problem, backend, self.load_plans)
-            else:
-                stage1 = replace(stage1, node_limit=self.overloaded_nodes)
-        if first is None:
-            first = solve_step(inst, backend, stage1, problem)
+        budget = LoadBudget(self.load_rounds, self.load_plans, self.overloaded_nodes)
+        first, load = load_stage(inst, problem, backend, options, budget)
         info = dict(first.info)
         if options.second_stage != "none":
             info.pop("stage2_status", None)  # the tie-break below reports its own
@@ -176,26 +141,9 @@ class LagrangianEngine:
         p = problem.pairs
         chosen = first.action[p.user] == p.server
         cert: dict = {"format": CERTIFICATE_FORMAT, "grid_hz": GRID_HZ}
-        status, bound_bytes = first.status, first.bound_bytes
-        load = _load_certificate(problem, chosen)
         if load is not None:
             cert["load"] = load
-            if status != "optimal":
-                # All that can be served is served: optimal whatever HiGHS's limit said.
-                status, bound_bytes = "optimal", load["bound_bytes"]
-                info["proof"] = "certificate"
-        elif status != "optimal" and self.load_rounds > 0:
-            # Overloaded and not proven by HiGHS: the Lagrangian bound on whole hertz, which
-            # is above HiGHS's (README), and a certificate of it.
-            # without HiGHS's plan (--overloaded-nodes 0) the ascent's first target is a
-            # worse one: it climbs again towards the plans it gives
-            climbs = OVERLOADED_CLIMBS if info.get("stage1") == "lagrangian" else 0
-            chosen, load = self._load_bound(problem, chosen, bound_bytes, info, climbs)
-            if load is not None:
-                cert["load"] = load
-                bound_bytes = load["bound_bytes"]
-                if load["proves_optimal"]:
-                    status, info["proof"] = "optimal", "certificate"
+        status, bound_bytes = first.status, first.bound_bytes
         if options.second_stage == "migrations":
             chosen, migrations = self._tie_break(problem, backend, chosen, info)
             if migrations is not None:
@@ -387,61 +335,6 @@ class LagrangianEngine:
         )
         return result.multipliers, result.bound, chosen, result.iterations
 
-    def _load_bound(
-        self,
-        problem: StepProblem,
-        chosen: np.ndarray,
-        highs_bound: float | None,
-        info: dict,
-        climbs: int = 0,
-    ) -> tuple[np.ndarray, dict | None]:
-        """The load stage's Lagrangian bound (whole-hertz knapsacks, ``load_rounds`` rounds of
-        the ascent from the LP duals towards HiGHS's plan): the plan, better where a repair of
-        the knapsacks' picks beat HiGHS's, and the certificate where its bound is above
-        HiGHS's (else None). ``climbs`` more ascents (``CLIMB_ROUNDS`` rounds each) from the
-        best multipliers towards the best plan so far, each followed by the plans at its
-        multipliers."""
-        t0 = time.perf_counter()
-        dual = load_dual(problem)
-        result = ascend(dual, lp_multipliers(dual), chosen, self.load_rounds)
-        if result.incumbent < dual.value(chosen):
-            chosen = result.plan
-            info["load_repaired"] = True
-        # Plans from the multipliers: the ESs' knapsacks in turn (:mod:`.load_plans`); better
-        # than HiGHS's after 2,000 nodes on most overloaded states (docs/design.md §9).
-        plan = best_plan(problem, result.multipliers, self.load_plans)
-        if plan is not None and dual.value(plan) < dual.value(chosen):
-            chosen = plan
-            info["load_plan"] = "knapsacks"
-        for _ in range(climbs):
-            again = ascend(dual, result.multipliers, chosen, CLIMB_ROUNDS)
-            if again.incumbent < dual.value(chosen):
-                chosen = again.plan
-            plan = best_plan(problem, again.multipliers, self.load_plans)
-            if plan is not None and dual.value(plan) < dual.value(chosen):
-                chosen = plan
-                info["load_plan"] = "knapsacks"
-            spent = result.iterations + again.iterations
-            if again.bound > result.bound:
-                result = replace(again, iterations=spent)
-            else:
-                result = replace(result, iterations=spent)
-        info.update(
-            load_lagrangian_bound=result.bound,
-            load_lagrangian_rounds=result.iterations,
-            load_lagrangian_s=time.perf_counter() - t0,
-        )
-        if highs_bound is not None and not result.bound > highs_bound:
-            return chosen, None
-        value = problem.cloud_load_bytes(chosen)
-        bound = min(result.bound, value)  # a bound reaching the plan proves it
-        return chosen, {
-            "multipliers": result.multipliers.tolist(),
-            "bound_bytes": bound,
-            "proves_optimal": _closed(dual, result.bound, value),
-            "grid_hz": dual.grid_hz,
-        }
-
     def _columns(
         self, dual, table, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict
     ) -> tuple[float, np.ndarray, np.ndarray, int]:
@@ -524,73 +417,6 @@ class LagrangianEngine:
                 bound, lam, chosen, more = self._climb(dual, lam, bound, chosen)
                 spent += more
         return bound, lam, chosen, spent
-
-
-def _everyone_served(inst: Instance, problem: StepProblem, backend) -> tuple[Decision | None, str]:
-    """Stage 1 without HiGHS, or None: a plan placing every user with an admissible pair
-    (:func:`.restricted_mip.serve_everyone`: the search, at most ``EVERYONE_NODES`` nodes,
-    then the regret heuristic; ``info["stage1"]`` says which) leaves in the
-    cloud only what no ES can take, so it is optimal, and its load certificate (decide)
-    proves it. The backend is built all the same, for the tie-break's HiGHS stages. HiGHS's
-    load stage takes 12-16 ms at (200, 8), the search 0.2-0.4 ms (docs/design.md §9). With
-    the Decision, how the search ended (``serve_everyone``'s second value)."""
-    t0 = time.perf_counter()
-    p = problem.pairs
-    if p.n_pairs == 0:
-        return None, "none"
-    x, how = serve_everyone(problem, EVERYONE_NODES)
-    if x is None:
-        return None, how
-    info = _stage1_info(problem, backend, x, t0, how, "optimal")  # how: "search" or "regret"
-    load = info["objective"]
-    info.update(bound=load, proof="certificate", gap=0.0)  # the load certificate, not HiGHS
-    return Decision(action_from_assignment(inst, p, x), "optimal", load, info), how
-
-
-def _overloaded_start(inst: Instance, problem: StepProblem, backend, tries: int) -> Decision:
-    """Stage 1's start where not everyone can be served, without HiGHS: the best of ``tries``
-    knapsack plans (:mod:`.load_plans`) at the LP duals, unproven ("work_limit"); the load
-    stage's bound and plans (``_load_bound``) go on from it. The backend is built for the
-    tie-break's HiGHS stages."""
-    t0 = time.perf_counter()
-    plan = best_plan(problem, lp_multipliers(load_dual(problem)), max(tries, 1))
-    assert plan is not None  # there are pairs (the search said "overloaded")
-    # "work_limit": the engine's own rounds and tries stop it, not HiGHS
-    info = _stage1_info(problem, backend, plan, t0, "lagrangian", "work_limit")
-    return Decision(action_from_assignment(inst, problem.pairs, plan), "work_limit", None, info)
-
-
-def _stage1_info(
-    problem: StepProblem, backend, plan: np.ndarray, t0: float, stage1: str, termination: str
-) -> dict:
-    """What solve_step's stage 1 reports, for a plan found without HiGHS since ``t0``; builds
-    the backend (for the tie-break's HiGHS stages) and times that apart."""
-    solve_s = time.perf_counter() - t0
-    backend.build(problem)
-    load = problem.cloud_load_bytes(plan)
-    return {
-        "backend": backend.name,
-        "n_pairs": problem.n_pairs,
-        "build_s": time.perf_counter() - t0 - solve_s,
-        "objective": load,
-        "termination": termination,
-        "nodes": 0,
-        "solve_s": solve_s,
-        "stage1": stage1,
-        "stage2_status": "none",  # as solve_step's stage 1 alone; the tie-break reports its own
-        "cloud_load_bytes": load,
-        "total_s": time.perf_counter() - t0,
-    }
-
-
-def _load_certificate(problem: StepProblem, chosen: np.ndarray) -> dict | None:
-    """lam = -load proves a plan that serves every user with a pair (L = the forced load)."""
-    dual = load_dual(problem)
-    if not np.array_equal(problem.served(chosen), dual.rows):
-        return None
-    lam = np.where(dual.rows, -problem.load_bytes, 0.0)
-    bound, _ = dual.evaluate(lam)
-    return {"multipliers": lam.tolist(), "bound_bytes": bound, "proves_optimal": True}
 
 
 def _floor_multipliers(problem: StepProblem, served: np.ndarray) -> np.ndarray:

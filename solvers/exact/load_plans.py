@@ -17,6 +17,8 @@ fits the real numbers; ``problem.fits`` checks each ES all the same (fsum).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dtasm_opt.models.step_problem import StepProblem
@@ -94,7 +96,6 @@ def _pick(
         return ids
     _, mask = best_value(units[ids], values[ids], int(room))
     pick = ids[mask]
-    trial = np.zeros(problem.pairs.n_pairs, dtype=bool)
-    trial[pick] = True
+    # that ES's fsum test, as problem.fits makes it (without checking every other ES)
     h = problem.pairs.server[ids[0]]
-    return pick if problem.fits(trial)[h] else ids[:0]
+    return pick if math.fsum(problem.pairs.required_hz[pick]) <= problem.capacity_hz[h] else ids[:0]

@@ -209,11 +209,11 @@ def test_an_overloaded_load_stage_without_highs(seed: int) -> None:
 def test_without_highs_the_load_stage_climbs_again_towards_its_plans(monkeypatch) -> None:
     """Seed 5 (deep cut): the two climbs after the first plans leave 59 KB less in the cloud
     than the first ascent's plans alone, with a bound at least as high."""
-    import dtasm_opt.solvers.exact.engine as engine_module
+    import dtasm_opt.solvers.exact.load_stage as load_stage_module
 
     inst = moderate_instance(5, DEEP_CUT)
     climbed = judge(engine(overloaded_nodes=0, second_stage="none"), inst)
-    monkeypatch.setattr(engine_module, "OVERLOADED_CLIMBS", 0)
+    monkeypatch.setattr(load_stage_module, "OVERLOADED_CLIMBS", 0)
     once = judge(engine(overloaded_nodes=0, second_stage="none"), inst)
     assert climbed.cloud_load_bytes < once.cloud_load_bytes - 1e4
     assert climbed.bound_bytes >= once.bound_bytes
@@ -294,9 +294,9 @@ def test_a_load_stage_serving_everyone_needs_no_highs() -> None:
 def test_where_the_search_stops_the_regret_plan_serves_everyone(monkeypatch) -> None:
     """With no search nodes, stage 1 falls to the regret heuristic: where it serves everyone
     the step is proven by the load certificate, with plain HiGHS's cloud load."""
-    import dtasm_opt.solvers.exact.engine as engine_module
+    import dtasm_opt.solvers.exact.load_stage as load_stage_module
 
-    monkeypatch.setattr(engine_module, "EVERYONE_NODES", 0)
+    monkeypatch.setattr(load_stage_module, "EVERYONE_NODES", 0)
     regret = 0
     for seed in range(8):
         inst = moderate_instance(seed)
