@@ -11,7 +11,8 @@ coarse grid, then at most ``ASCENT_ROUNDS`` knapsack rounds on whole hertz, the 
 weights; a round of 8 branch-and-bound knapsacks costs about 1 ms at (200, 8)). Plans come
 from the knapsacks' picks: small problems that keep the users the knapsacks place once and
 place the rest (:mod:`.restricted_mip`: a depth-first search, HiGHS where it does not
-finish), the ascent climbing towards each. Reduced-cost fixing and the tree search need the
+finish), the ascent climbing towards each; more users go free (``ESCALATION_FREE``) before
+HiGHS's stage 2 is asked. Reduced-cost fixing and the tree search need the
 DP's tables, so they work on the 1 MHz grid, from that grid's own ascent (at most
 ``ASCENT_ROUNDS`` rounds from the whole-hertz multipliers). Where the bound ends one to
 ``TREE_REACH`` migrations short, column generation (:mod:`.column_generation`,
@@ -67,6 +68,7 @@ from dtasm_opt.solvers.exact.grid_knapsack import GRID_HZ, WHOLE_HZ
 from dtasm_opt.solvers.exact.lagrangian import (
     FINE_REACH,
     INTEGER_SLACK,
+    StageDual,
     _short_by,
     ascend,
     ascend_coarse_first,
@@ -110,6 +112,13 @@ TREE_ROUNDS = 1_500
 COLUMN_ROUNDS = 300
 TREE_NODES = 500
 TREE_REACH = 2
+# Where the first tries leave the tie-break unproven, more users go free before HiGHS's stage
+# 2: these counts, each at the ascent's multipliers and at the climbed ones (the picks differ,
+# and each found plans the other did not). On 70 rollout states at (200, 8) they settled 6
+# of the 30 tie-breaks that went to HiGHS's stage 2, proved 57 against 54, and cut the 70
+# steps from 746 s to 598 s; a try costs 0.1-2.7 s, HiGHS's root on the restricted MIP
+# (docs/design.md §9).
+ESCALATION_FREE = (20, 40)
 
 
 @dataclass
@@ -124,6 +133,7 @@ class LagrangianEngine:
     load_rounds: int = LOAD_ROUNDS
     load_plans: int = LOAD_PLAN_TRIES
     overloaded_nodes: int | None = None  # None: HiGHS's stage node limit, as any load stage
+    escalate: bool = True  # the ESCALATION_FREE tries before HiGHS's stage 2
 
     def decide(self, inst: Instance, step: int) -> Decision:
         options = self.milp.options
@@ -395,25 +405,48 @@ class LagrangianEngine:
         60 s with HiGHS's stage 2; from the climbed multipliers they did not, 49 s,
         docs/design.md §9). The climb comes between the tries because it often proves the
         first plan (a try costs 1-500 ms at (200, 8)), and a second try whose picks are the
-        first one's (the same MIP) is not made. (bound, multipliers, plan, rounds spent)."""
-        spent, at, first = 0, lam, None
-        for picks in (dual, table) if table.grid_hz != dual.grid_hz else (dual,):
+        first one's (the same MIP) is not made. With ``climb`` (the first call) and
+        ``escalate``, where both leave the tie-break unproven, tries with ``ESCALATION_FREE``
+        free users follow, each at ``lam`` and at the climbed multipliers, a climb after each,
+        until the bound proves the best plan: at (200, 8) they settled 6 of 30 tie-breaks
+        that went to HiGHS's stage 2 (0.2-6.3 s instead of 0.5-56 s), and where
+        they do not they cost 1-12 s. (bound, multipliers, plan, rounds spent)."""
+        spent, at = 0, lam
+        tried: list[tuple[np.ndarray, int]] = []  # the picks and free counts tried
+        # (picks' relaxation, multipliers, free users, escalated); multipliers None: the
+        # multipliers as the climbs have left them when the try comes
+        tries: list[tuple[StageDual, np.ndarray | None, int, bool]] = [
+            (picks, at, FREE_USERS, False) for picks in (dual, table)
+        ]
+        if table.grid_hz == dual.grid_hz:
+            tries = tries[:1]
+        if climb and self.escalate:
+            tries += [(dual, where, free, True) for free in ESCALATION_FREE for where in (at, None)]
+        for picks, where, free, escalated in tries:
             if dual.proves(bound, dual.value(chosen)):
                 break
+            where = lam if where is None else where
             t0 = time.perf_counter()
-            _, picked = picks.evaluate(at)
+            _, picked = picks.evaluate(where)
             goal = math.ceil(bound - INTEGER_SLACK)  # a plan of this value is proven
             plan = None
-            if first is None or not np.array_equal(picked, first):
-                plan = restricted_plan(dual, at, FREE_USERS, picked=picked, goal=goal)
-            first = picked
+            if not any(f == free and np.array_equal(picked, q) for q, f in tried):
+                plan = restricted_plan(dual, where, free, picked=picked, goal=goal)
+                tried.append((picked, free))
             info["restricted_s"] = info.get("restricted_s", 0.0) + time.perf_counter() - t0
             if plan is not None and dual.value(plan) < dual.value(chosen):
                 info["restricted_objective"] = dual.value(plan)
                 if picks is table:
                     info["restricted_mhz"] = True
-                chosen = plan
-            if climb:
+                if escalated:
+                    info["restricted_free"] = free
+                chosen, better = plan, True
+            else:
+                better = False
+            # the first tries climb whatever they found (the bound may only now be within
+            # FINE_REACH); the escalated ones only towards a better plan, where a climb
+            # towards the same plan would spend rounds and move the next try's multipliers
+            if climb and (better or not escalated):
                 bound, lam, chosen, more = self._climb(dual, lam, bound, chosen)
                 spent += more
         return bound, lam, chosen, spent

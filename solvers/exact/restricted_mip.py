@@ -19,9 +19,10 @@ states at (200, 8) in 0.2-7 ms and gives up on the others after about 6 ms (docs
 users. The engine makes one try with 10 free users after the coarse ascent (and one
 more where column generation raises the bound): on bench_tiebreak's (200, 8) states that
 try found the optimum on 4 of the 6 states HiGHS's stage 2 had to settle (tie-breaks of
-0.05-0.6 s, where the engine with HiGHS took 0.1-16.5 s). Tries with 20 and 40 free users
-found more, but cost 1-5 s each on later states of a rollout where they found nothing HiGHS
-would not (docs/design.md §9).
+0.05-0.6 s, where the engine with HiGHS took 0.1-16.5 s). Where those leave the tie-break
+unproven, the engine tries 20 and 40 free users before HiGHS's stage 2: 0.1-2.7 s a try,
+which on 70 rollout states at (200, 8) settled six tie-breaks that HiGHS's stage 2 had
+taken 0.5-56 s over (docs/design.md §9).
 """
 
 from __future__ import annotations

@@ -368,3 +368,40 @@ def test_other_tie_breaks_are_milps(second_stage: str) -> None:
         assert math.isclose(out.total_downtime_s, best.total_downtime_s, rel_tol=1e-9)
     assert "migrations" not in sol.info.get("certificate", {})
     assert verify(inst, as_json(sol)) == []
+
+
+@pytest.fixture(scope="module")
+def escalation_state() -> Instance:
+    """bench_exact's (200, 8) state of seed 1 at step 4, where the first restricted tries
+    (10 free users) leave the tie-break two migrations above the bound's ceiling."""
+    from dtasm_opt.experiments.states import rollout_state
+
+    return rollout_state(Scenario(users=200, servers=8), seed=1, step=4)
+
+
+def test_escalated_tries_prove_a_tie_break_that_went_to_highs(
+    escalation_state: Instance, monkeypatch
+) -> None:
+    """More free users (ESCALATION_FREE) find the plan the bound proves, so HiGHS's stage 2
+    does not run; without them the engine hands the same state to HiGHS. The proof is the
+    certificate, which ``verify`` recomputes with its own knapsacks."""
+    import dtasm_opt.solvers.exact.engine as engine_module
+
+    calls: list[float] = []
+
+    def no_highs(problem, backend, options, chosen):  # HiGHS's stage 2 finds nothing new
+        calls.append(float(chosen.sum()))
+        return chosen, {"stage2_status": "work_limit", "stage2_s": 0.0, "stage2_nodes": 0}
+
+    monkeypatch.setattr(engine_module, "second_stage", no_highs)
+    sol = judge(engine(), escalation_state)
+    assert calls == []
+    assert sol.info["stage2_proof"] == "certificate" and sol.info["restricted_free"] > 10
+    assert sol.info["stage2_status"] == "optimal"
+    assert sol.metrics["migrated"] == math.ceil(sol.info["lagrangian_bound"] - 1e-6)
+    assert verify(escalation_state, as_json(sol)) == []
+    without = engine(tree_rounds=0, column_rounds=0)
+    without.escalate = False
+    off = judge(without, escalation_state)
+    assert len(calls) >= 1 and "restricted_free" not in off.info
+    assert off.metrics["migrated"] > sol.metrics["migrated"]
