@@ -407,9 +407,9 @@ class LagrangianEngine:
         first plan (a try costs 1-500 ms at (200, 8)), and a second try whose picks are the
         first one's (the same MIP) is not made. With ``climb`` (the first call) and
         ``escalate``, where both leave the tie-break unproven, tries with ``ESCALATION_FREE``
-        free users follow, each at ``lam`` and at the climbed multipliers, a climb after each,
-        until the bound proves the best plan: at (200, 8) they settled 6 of 30 tie-breaks
-        that went to HiGHS's stage 2 (0.2-6.3 s instead of 0.5-56 s), and where
+        free users follow, each at ``lam`` and at the climbed multipliers, a climb after each
+        better plan, until the bound proves the best plan: at (200, 8) they settled 6 of 30
+        tie-breaks that went to HiGHS's stage 2 (0.2-6.3 s instead of 0.5-56 s), and where
         they do not they cost 1-12 s. (bound, multipliers, plan, rounds spent)."""
         spent, at = 0, lam
         tried: list[tuple[np.ndarray, int]] = []  # the picks and free counts tried
