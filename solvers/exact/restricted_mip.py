@@ -74,13 +74,30 @@ def restricted_plan(
     them, from ``dual`` or from the same stage on another grid; by default ``dual``'s.
     ``goal``: a plan's value that the caller's bound proves optimal; the search stops at the
     first plan that reaches it."""
-    problem, p = dual.problem, dual.problem.pairs
     if picked is None:
         _, picked = dual.evaluate(lam)
-    user, server = p.user[dual.pair_ids], p.server[dual.pair_ids]
-    weight = p.required_hz[dual.pair_ids]
     loose = dual.rows & (dual.taken(picked) != 1)
     loose[marginal_order(dual, lam, picked)[:free]] = True
+    return place_loose(dual, picked, loose, node_limit, goal)
+
+
+def place_loose(
+    dual: StageDual,
+    picked: np.ndarray,
+    loose: np.ndarray,
+    node_limit: int = RESTRICTED_NODES,
+    goal: float = -np.inf,
+) -> np.ndarray | None:
+    """A plan (mask over the problem's pairs) in which every user with a relaxed row but the
+    ``loose`` ones (a mask over the users) keeps its pick in ``picked`` (a mask over
+    ``dual.pair_ids``, each such user picked exactly once) and the loose ones are placed on
+    what the others leave, at least cost: the depth-first search, HiGHS within ``node_limit``
+    nodes where it does not finish. None where neither places them. ``goal``: as in
+    :func:`restricted_plan`."""
+    problem, p = dual.problem, dual.problem.pairs
+    user, server = p.user[dual.pair_ids], p.server[dual.pair_ids]
+    weight = p.required_hz[dual.pair_ids]
+    loose = loose & dual.rows
     kept = picked & ~loose[user]
     room = problem.model_capacity_hz - np.bincount(
         server[kept], weights=weight[kept], minlength=problem.n_servers

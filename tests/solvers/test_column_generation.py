@@ -104,9 +104,18 @@ def test_the_engine_certifies_where_the_ascent_stops_one_short() -> None:
     ascent's bound proves one migration fewer than the incumbent, and column generation from
     its end proves it, a certificate that verify re-checks. Without column generation
     (--column-rounds 0) the engine proves the same count by fixing, HiGHS's search on the
-    pairs the bound leaves (an independent proof, without a certificate)."""
+    pairs the bound leaves (an independent proof, without a certificate). Both without the
+    neighbourhood search, which finds the same plan before HiGHS is asked: column generation
+    then proves it there, and HiGHS's stage 2 does not run."""
     inst = rollout_state(Scenario(users=120, servers=4), 2, 3)
-    sol = judge(engine(seed=2, time_limit_s=60.0, node_limit=1, tree_rounds=0), inst)
+    method = engine(seed=2, time_limit_s=60.0, node_limit=1, tree_rounds=0)
+    first = judge(method, inst)
+    assert first.info["neighbourhood_objective"] == first.metrics["migrated"]
+    assert first.info["stage2_proof"] == "certificate" and first.info["stage2_nodes"] == 0
+    assert first.info["column_status"] == "proven"
+    assert verify(inst, as_json(first)) == []
+    method.neighbourhood_tries = 0
+    sol = judge(method, inst)
     info = sol.info
     assert info["stage2_highs_status"] == "work_limit"
     assert info["stage2_proof"] == "certificate", info
@@ -117,10 +126,10 @@ def test_the_engine_certifies_where_the_ascent_stops_one_short() -> None:
     mig = info["certificate"]["migrations"]
     assert mig["proves_optimal"] and "tree" not in mig
     assert verify(inst, as_json(sol)) == []
-    plain = judge(
-        engine(seed=2, time_limit_s=60.0, node_limit=1, tree_rounds=0, column_rounds=0), inst
-    )
+    plain_method = engine(seed=2, time_limit_s=60.0, node_limit=1, tree_rounds=0, column_rounds=0)
+    plain_method.neighbourhood_tries = 0
+    plain = judge(plain_method, inst)
     assert "column_rounds" not in plain.info and "ascent_bound" not in plain.info
     assert plain.info["stage2_proof"] == "fixing", plain.info
     assert plain.cloud_load_bytes == sol.cloud_load_bytes
-    assert plain.metrics["migrated"] == migrated
+    assert plain.metrics["migrated"] == migrated == first.metrics["migrated"]

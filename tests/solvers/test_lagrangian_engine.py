@@ -401,7 +401,37 @@ def test_escalated_tries_prove_a_tie_break_that_went_to_highs(
     assert sol.metrics["migrated"] == math.ceil(sol.info["lagrangian_bound"] - 1e-6)
     assert verify(escalation_state, as_json(sol)) == []
     without = engine(tree_rounds=0, column_rounds=0)
-    without.escalate = False
+    without.escalate, without.neighbourhood_tries = False, 0
     off = judge(without, escalation_state)
     assert len(calls) >= 1 and "restricted_free" not in off.info
+    assert off.metrics["migrated"] > sol.metrics["migrated"]
+
+
+def test_the_neighbourhood_search_proves_a_tie_break_that_went_to_highs(monkeypatch) -> None:
+    """bench_exact's (200, 8) state of seed 1 at step 6: every restricted try leaves the
+    tie-break one migration above the bound's ceiling; re-placing two ESs' users at a time
+    finds the plan that the bound proves, so HiGHS's stage 2 does not run. Without that
+    search the same state goes to HiGHS (here a stand-in that finds nothing), and the step
+    ends one migration worse. The certificate is checked by ``verify``."""
+    import dtasm_opt.solvers.exact.engine as engine_module
+    from dtasm_opt.experiments.states import rollout_state
+
+    state = rollout_state(Scenario(users=200, servers=8), seed=1, step=6)
+    calls: list[float] = []
+
+    def no_highs(problem, backend, options, chosen):
+        calls.append(float(chosen.sum()))
+        return chosen, {"stage2_status": "work_limit", "stage2_s": 0.0, "stage2_nodes": 0}
+
+    monkeypatch.setattr(engine_module, "second_stage", no_highs)
+    sol = judge(engine(), state)
+    assert calls == []
+    assert sol.info["stage2_proof"] == "certificate" and sol.info["neighbourhood_tries"] >= 1
+    assert sol.metrics["migrated"] == sol.info["neighbourhood_objective"]
+    assert sol.metrics["migrated"] == math.ceil(sol.info["lagrangian_bound"] - 1e-6)
+    assert verify(state, as_json(sol)) == []
+    without = engine(tree_rounds=0, column_rounds=0)
+    without.neighbourhood_tries = 0
+    off = judge(without, state)
+    assert len(calls) >= 1 and "neighbourhood_tries" not in off.info
     assert off.metrics["migrated"] > sol.metrics["migrated"]
