@@ -28,7 +28,7 @@ from dtasm_opt.solvers.exact.lagrangian import StageDual
 from dtasm_opt.solvers.exact.restricted_mip import place_loose
 
 # Neighbourhoods tried at most per call (a work limit): two rounds of the 28 pairs at H = 8.
-# On bench_exact's states the last better plan came by the 52nd (README).
+# On bench_exact's (200, 8) states no better plan came after the 52nd (docs/design.md §9).
 NEIGHBOURHOOD_TRIES = 56
 
 
