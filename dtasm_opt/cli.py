@@ -20,6 +20,7 @@ import numpy as np
 
 from dtasm_opt.core.limits import (
     MAX_COLUMN_ROUNDS,
+    MAX_NEIGHBOURHOOD_TRIES,
     MAX_NODE_LIMIT,
     MAX_THREADS,
     MAX_TREE_ROUNDS,
@@ -180,6 +181,9 @@ def add_work_limit_options(p: argparse.ArgumentParser | argparse._ArgumentGroup)
               ("--tree-rounds", MAX_TREE_ROUNDS, "tree search", 1500),
               ("--column-rounds", MAX_COLUMN_ROUNDS, "column generation", 300),
           )),
+        ("--neighbourhood-tries", 0, MAX_NEIGHBOURHOOD_TRIES, "lagrangian: neighbourhoods "
+         "(two ESs' users re-placed) of the tie-break's search before HiGHS's stage 2 per "
+         "step, a work limit (0: no search; default: 56)"),
         ("--overloaded-nodes", 0, MAX_NODE_LIMIT, "lagrangian: HiGHS nodes on a load stage "
          "that cannot serve everyone, a work limit (0: HiGHS's load stage is not run there, "
          "the engine's bound and plans decide; default: --node-limit)"),
@@ -209,6 +213,7 @@ def solver_settings(args: argparse.Namespace) -> MethodSettings:
         node_limit=args.node_limit,
         tree_rounds=args.tree_rounds,
         column_rounds=args.column_rounds,
+        neighbourhood_tries=args.neighbourhood_tries,
         overloaded_nodes=args.overloaded_nodes,
         deterministic_limit=args.deterministic_limit,
     )

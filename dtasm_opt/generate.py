@@ -149,6 +149,7 @@ def _main(argv: Sequence[str] | None) -> int:
             node_limit=args.node_limit,
             tree_rounds=args.tree_rounds,
             column_rounds=args.column_rounds,
+            neighbourhood_tries=args.neighbourhood_tries,
             overloaded_nodes=args.overloaded_nodes,
             deterministic_limit=args.deterministic_limit,
         )

@@ -35,7 +35,13 @@ from dtasm_opt.errors import InputError
 POLICY, TRAINER, BOUND = "policy", "trainer", "bound"
 EXACT_SETTINGS = ("time_limit_s", "gap", "threads", "second_stage", "second_stage_time_limit_s")
 MILP_SETTINGS = (*EXACT_SETTINGS, "backend", "node_limit")
-LAGRANGIAN_SETTINGS = (*MILP_SETTINGS, "tree_rounds", "column_rounds", "overloaded_nodes")
+LAGRANGIAN_SETTINGS = (
+    *MILP_SETTINGS,
+    "tree_rounds",
+    "column_rounds",
+    "neighbourhood_tries",
+    "overloaded_nodes",
+)
 CPSAT_SETTINGS = (*EXACT_SETTINGS, "deterministic_limit")
 
 

@@ -22,6 +22,7 @@ MAX_THREADS = 1_024
 MAX_NODE_LIMIT = 2**31 - 1  # HiGHS stores mip_max_nodes as a 32-bit integer
 MAX_TREE_ROUNDS = 10**8  # the engine's tree search: at 45 ms a round, years; only a sanity cap
 MAX_COLUMN_ROUNDS = 10**8  # the engine's column generation: the same sanity cap
+MAX_NEIGHBOURHOOD_TRIES = 10**8  # the engine's neighbourhood search: the same sanity cap
 
 
 def check_at_most(value: int, bound: int, what: str) -> int:

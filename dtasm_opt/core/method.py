@@ -53,6 +53,11 @@ class MethodSettings:
         "lagrangian: knapsack rounds of the tie-break's column generation per step, a work "
         "limit (0: none; default 300)",
     )
+    neighbourhood_tries: int | None = option(
+        None,
+        "lagrangian: neighbourhoods of the tie-break's large-neighbourhood search per step, a "
+        "work limit (0: none; default 56)",
+    )
     overloaded_nodes: int | None = option(
         None,
         "lagrangian: HiGHS nodes on a load stage that cannot serve everyone, a work limit "

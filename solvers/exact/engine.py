@@ -55,6 +55,7 @@ from dtasm_opt.core.certificate import CERTIFICATE_FORMAT
 from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.limits import (
     MAX_COLUMN_ROUNDS,
+    MAX_NEIGHBOURHOOD_TRIES,
     MAX_NODE_LIMIT,
     MAX_TREE_ROUNDS,
     check_at_most,
@@ -513,6 +514,12 @@ def make_lagrangian(name: str, settings: MethodSettings) -> LagrangianEngine:
     )
     tree_rounds = _rounds(settings.tree_rounds, TREE_ROUNDS, "tree_rounds", MAX_TREE_ROUNDS)
     columns = _rounds(settings.column_rounds, COLUMN_ROUNDS, "column_rounds", MAX_COLUMN_ROUNDS)
+    neighbourhoods = _rounds(
+        settings.neighbourhood_tries,
+        NEIGHBOURHOOD_TRIES,
+        "neighbourhood_tries",
+        MAX_NEIGHBOURHOOD_TRIES,
+    )
     overloaded = settings.overloaded_nodes
     if overloaded is not None:  # None: the stage's node limit, as on any load stage
         overloaded = _rounds(overloaded, 0, "overloaded_nodes", MAX_NODE_LIMIT)
@@ -521,6 +528,7 @@ def make_lagrangian(name: str, settings: MethodSettings) -> LagrangianEngine:
         name=name,
         tree_rounds=tree_rounds,
         column_rounds=columns,
+        neighbourhood_tries=neighbourhoods,
         overloaded_nodes=overloaded,
     )
 

@@ -71,6 +71,7 @@ def commands(p: dict[str, str]) -> dict:
                 "--node-limit": COUNT,
                 "--tree-rounds": COUNT0,
                 "--column-rounds": COUNT0,
+                "--neighbourhood-tries": COUNT0,
                 "--deterministic-limit": POSITIVE,
                 "--step": ["0", "-1", "x"],  # --step on an instance is refused too
                 "--out": [f"{out}/nodir/x.json", out],
@@ -94,6 +95,7 @@ def commands(p: dict[str, str]) -> dict:
                 "--node-limit": COUNT,
                 "--tree-rounds": COUNT0,
                 "--column-rounds": COUNT0,
+                "--neighbourhood-tries": COUNT0,
                 "--deterministic-limit": POSITIVE,
                 "--out": [f"{out}/nodir/r.csv", out],
                 "INPUT": [*p["bad_files"], p["inst"]],

@@ -430,8 +430,8 @@ def test_the_neighbourhood_search_proves_a_tie_break_that_went_to_highs(monkeypa
     assert sol.metrics["migrated"] == sol.info["neighbourhood_objective"]
     assert sol.metrics["migrated"] == math.ceil(sol.info["lagrangian_bound"] - 1e-6)
     assert verify(state, as_json(sol)) == []
-    without = engine(tree_rounds=0, column_rounds=0)
-    without.neighbourhood_tries = 0
+    without = engine(tree_rounds=0, column_rounds=0, neighbourhood_tries=0)  # the setting
+    assert without.neighbourhood_tries == 0 and engine().neighbourhood_tries == 56
     off = judge(without, state)
     assert len(calls) >= 1 and "neighbourhood_tries" not in off.info
     assert off.metrics["migrated"] > sol.metrics["migrated"]

@@ -84,6 +84,8 @@ def test_wall_clock_still_guards_and_is_named_when_it_binds():
         ("lagrangian", MethodSettings(column_rounds=2.5), "column_rounds"),  # type: ignore[arg-type]
         ("lagrangian", MethodSettings(column_rounds=10**9), "column_rounds"),
         ("lagrangian", MethodSettings(overloaded_nodes=-1), "overloaded_nodes"),
+        ("lagrangian", MethodSettings(neighbourhood_tries=-1), "neighbourhood_tries"),
+        ("lagrangian", MethodSettings(neighbourhood_tries=10**9), "neighbourhood_tries"),
     ],
 )
 def test_bad_work_limits_are_refused_by_name(method, settings, field):
