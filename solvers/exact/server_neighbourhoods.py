@@ -6,11 +6,11 @@ stage 2 used to be the only way on. On bench_exact's 70 rollout states at (200, 
 that far; HiGHS's better plans differ from the engine's in 12-17 users, not a short chain of
 moves, and the knapsacks' margins rank those users anywhere. Freeing the 20-60 most marginal
 users around the incumbent helped on 13 of the 24, little each time, and never on s1-t5 or
-s1-t6, whose better plans swap guests between two ESs so that more users stay home. So each
+s1-t6, where re-placing the users of two ESs alone finds a plan one migration better. So each
 neighbourhood here frees every user placed on ES a or ES b or whose free pair (staying) is
 there, keeps everyone else where the incumbent has them, and places the freed ones at least
 cost (:func:`.restricted_mip.place_loose`: the depth-first search, HiGHS with a node limit
-where it does not finish; 40-60 users at (200, 8)). The pairs (a, b) are visited in turn,
+where it does not finish; 41-79 users at (200, 8)). The pairs (a, b) are visited in turn,
 on from where the last better plan was found, until a whole round of them finds nothing, the
 plan reaches the caller's goal (what the bound proves), or ``NEIGHBOURHOOD_TRIES``
 neighbourhoods (a work limit: the same plan on every run). On those 24 states: better plans
