@@ -4,8 +4,12 @@ after another, then each ES refilled from the cloud.
 At multipliers near the best, each ES's knapsack (profit: a user's load plus its multiplier,
 which is <= 0) takes the users it should serve, and most users are taken by one ES only;
 what is left to decide is who of the contested goes where. Here the ESs take their knapsacks
-in turn, each from the users no earlier ES took, and then every ES is refilled exactly (the
-best load from its own users and the cloud's that it admits) until none improves. Each
+in turn, each from the users no earlier ES took, and then every ES is refilled (the best load
+from its own users and the cloud's that it admits) until none improves. The knapsacks are the
+whole-hertz branch and bound's (:func:`.grid_knapsack.good_subset`): exact where it finishes,
+as it did on every ES up to (1000, 16) measured, and otherwise the best subset it found, not
+the DP on a coarser grid that the bound needs (0.7 s an ES at (5000, 32), where 100 orders
+took 650 s that way and take 3.4 s now; docs/design.md §9). Each
 order of the ESs gives a plan in a few ms at (280, 8); ``tries`` orders, drawn from a
 Generator seeded by ``seed``, give the same plans on every run. On the ten u280-h8-t20
 states 100 orders (0.3-0.5 s) beat HiGHS's plan after 2,000 nodes (10-60 s) on 8 and left
@@ -22,7 +26,7 @@ import math
 import numpy as np
 
 from dtasm_opt.models.step_problem import StepProblem
-from dtasm_opt.solvers.exact.grid_knapsack import best_value
+from dtasm_opt.solvers.exact.grid_knapsack import good_subset
 
 # Orders of the ESs tried per call (a work limit).
 LOAD_PLAN_TRIES = 100
@@ -69,7 +73,7 @@ def refill(
     per_es: list[np.ndarray],
 ) -> np.ndarray:
     """``chosen`` with each ES's users replaced by the best load among them and the cloud's
-    users it admits (an exact knapsack), ES after ES, until a sweep changes nothing."""
+    users it admits (a knapsack, :func:`_pick`), ES after ES, until a sweep changes nothing."""
     p, load = problem.pairs, problem.pair_load_bytes
     chosen = chosen.copy()
     improved = True
@@ -90,11 +94,12 @@ def refill(
 def _pick(
     problem: StepProblem, ids: np.ndarray, units: np.ndarray, values: np.ndarray, room: int
 ) -> np.ndarray:
-    """The pairs ``ids`` (of one ES) of most value within ``room`` units; none where the
-    knapsack's answer does not truly fit (its DP fallback on a coarser grid can overfill)."""
+    """The pairs ``ids`` (of one ES) of most value within ``room`` units that the branch and
+    bound finds within its node limit; none where that subset does not truly fit (fsum
+    against the capacity)."""
     if ids.size == 0:
         return ids
-    _, mask = best_value(units[ids], values[ids], int(room))
+    mask = good_subset(units[ids], values[ids], int(room))
     pick = ids[mask]
     # that ES's fsum test, as problem.fits makes it (without checking every other ES)
     h = problem.pairs.server[ids[0]]

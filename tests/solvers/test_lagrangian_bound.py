@@ -28,6 +28,7 @@ from dtasm_opt.solvers.exact.grid_knapsack import (
     best_value,
     capacity_units,
     floor_units,
+    good_subset,
 )
 from dtasm_opt.solvers.exact.highs_direct import solve_direct
 from dtasm_opt.solvers.exact.lagrangian import (
@@ -125,6 +126,36 @@ def test_best_value_beyond_the_dp_table(seed: int, n: int, node_limit: int) -> N
     else:
         assert math.isclose(value, best, rel_tol=1e-12, abs_tol=1e-12)
         assert units[chosen].sum() <= cap
+
+
+@settings(max_examples=200)
+@given(seed=SEEDS, n=st.integers(1, 10), big=st.booleans(), limit=st.sampled_from([0, 1, 10**6]))
+def test_good_subset_fits_and_is_exact_when_its_search_finishes(
+    seed: int, n: int, big: bool, limit: int
+) -> None:
+    """The plans' knapsack: a subset that fits the grid and takes no item of value <= 0,
+    worth the brute-force optimum where the branch and bound finishes, and otherwise at least
+    the greedy fill in ratio order, its first leaf (within n + 1 nodes), on small and on
+    whole-hertz capacities beyond the DP's table (where best_value would fall back on a DP
+    over a coarser grid)."""
+    rng = np.random.default_rng(seed)
+    scale = 10**8 if big else 1
+    units = rng.integers(1, 30, size=n) * scale + rng.integers(0, scale, size=n)
+    values = rng.normal(1.0, 1.0, size=n)
+    cap = int(rng.integers(0, 60)) * scale
+    node_limit = {0: n + 1, 1: 1, 10**6: 10**6}[limit]
+    chosen = good_subset(units, values, cap, node_limit)
+    assert units[chosen].sum() <= cap and np.all(values[chosen] > 0)
+    best = _brute_force_knapsack(units, values, cap)
+    if node_limit == 10**6:
+        assert math.isclose(values[chosen].sum(), best, rel_tol=1e-12, abs_tol=1e-12)
+    elif node_limit == n + 1:
+        greedy, room = 0.0, cap
+        take = np.flatnonzero((values > 0) & (units <= cap))
+        for i in take[np.argsort(-(values[take] / units[take]), kind="mergesort")]:
+            if units[i] <= room:
+                greedy, room = greedy + values[i], room - units[i]
+        assert values[chosen].sum() >= greedy - 1e-12
 
 
 def test_best_subset_refuses_a_table_beyond_its_limit() -> None:
