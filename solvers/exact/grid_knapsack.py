@@ -189,6 +189,31 @@ def best_value(
     where the capacity exceeds ``DP_MAX_UNITS``: a larger value, still an upper bound, and a
     mask that may not fit the finer grid). Among subsets of equal value the two may pick
     different ones."""
+    best, chosen = _search(units, values, capacity, node_limit)
+    if best < 0.0:
+        factor = -(-int(capacity) // DP_MAX_UNITS)  # the least that fits the table
+        best, chosen, _ = best_subset(units // factor, values, int(capacity) // factor)
+    return best, chosen
+
+
+def good_subset(
+    units: np.ndarray, values: np.ndarray, capacity: int, node_limit: int | None = None
+) -> np.ndarray:
+    """A mask of most value found within ``capacity`` units: the branch and bound's optimum
+    where it finishes within ``node_limit`` nodes (default as :func:`best_value`), else the
+    best subset it had found by then, which fits the same grid. For plans, which need a
+    subset that fits and no bound: the DP fallback of :func:`best_value` is an upper bound
+    on a coarser grid whose mask may not fit, and it costs about 0.7 s an ES at (5000, 32)
+    (some 2,400 candidates), where 100 orders of the load plans' knapsacks made 1,000 such
+    fallbacks (docs/design.md §9)."""
+    return _search(units, values, capacity, node_limit)[1]
+
+
+def _search(
+    units: np.ndarray, values: np.ndarray, capacity: int, node_limit: int | None
+) -> tuple[float, np.ndarray]:
+    """The branch and bound on the items that can be taken: (its value, or -1.0 where the
+    node limit stopped it; its mask over all items, the best found so far where stopped)."""
     take = (values > 0) & (units <= capacity)
     chosen = np.zeros(units.shape[0], dtype=bool)
     if not take.any() or capacity < 0:
@@ -202,36 +227,5 @@ def best_value(
         int(capacity),
         int(node_limit),
     )
-    if best < 0.0:
-        factor = -(-int(capacity) // DP_MAX_UNITS)  # the least that fits the table
-        best, chosen, _ = best_subset(units // factor, values, int(capacity) // factor)
-        return best, chosen
     chosen[idx[sub]] = True
     return float(best), chosen
-
-
-def good_subset(
-    units: np.ndarray, values: np.ndarray, capacity: int, node_limit: int | None = None
-) -> np.ndarray:
-    """A mask of most value found within ``capacity`` units: the branch and bound's optimum
-    where it finishes within ``node_limit`` nodes (default as :func:`best_value`), else the
-    best subset it had found by then, which fits the same grid. For plans, which need a
-    subset that fits and no bound: the DP fallback of :func:`best_value` is an upper bound
-    on a coarser grid whose mask may not fit, and it costs about 0.7 s an ES at (5000, 32)
-    (some 2,400 candidates), where 100 orders of the load plans' knapsacks made 1,000 such
-    fallbacks (docs/design.md §9)."""
-    take = (values > 0) & (units <= capacity)
-    chosen = np.zeros(units.shape[0], dtype=bool)
-    if not take.any() or capacity < 0:
-        return chosen
-    idx = np.flatnonzero(take)
-    if node_limit is None:
-        node_limit = BRANCH_NODES if capacity <= DP_MAX_UNITS else FINE_BRANCH_NODES
-    _, sub, _ = _branch_and_bound(
-        np.ascontiguousarray(units[idx], dtype=np.int64),
-        np.ascontiguousarray(values[idx], dtype=np.float64),
-        int(capacity),
-        int(node_limit),
-    )
-    chosen[idx[sub]] = True
-    return chosen
