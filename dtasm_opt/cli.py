@@ -166,6 +166,22 @@ def add_solver_options(p: argparse.ArgumentParser, *, time_limit_default: float 
     add_work_limit_options(p)
 
 
+# The MethodSettings fields that add_work_limit_options sets (one flag each, same name).
+WORK_LIMITS = (
+    "node_limit",
+    "tree_rounds",
+    "column_rounds",
+    "neighbourhood_tries",
+    "overloaded_nodes",
+    "deterministic_limit",
+)
+
+
+def work_limits(args: argparse.Namespace) -> dict:
+    """The work limits parsed by :func:`add_work_limit_options`, as MethodSettings keywords."""
+    return {name: getattr(args, name) for name in WORK_LIMITS}
+
+
 def add_work_limit_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The exact solvers' work limits (:class:`MethodSettings`' node_limit and
     deterministic_limit): a search stopped by one stops at the same point on every run."""
@@ -210,12 +226,7 @@ def solver_settings(args: argparse.Namespace) -> MethodSettings:
         second_stage=args.second_stage,
         second_stage_time_limit_s=args.stage2_time_limit,
         backend=args.backend,
-        node_limit=args.node_limit,
-        tree_rounds=args.tree_rounds,
-        column_rounds=args.column_rounds,
-        neighbourhood_tries=args.neighbourhood_tries,
-        overloaded_nodes=args.overloaded_nodes,
-        deterministic_limit=args.deterministic_limit,
+        **work_limits(args),
     )
 
 

@@ -146,12 +146,7 @@ def _main(argv: Sequence[str] | None) -> int:
             seed=args.seed,
             time_limit_s=args.time_limit,
             threads=args.threads,
-            node_limit=args.node_limit,
-            tree_rounds=args.tree_rounds,
-            column_rounds=args.column_rounds,
-            neighbourhood_tries=args.neighbourhood_tries,
-            overloaded_nodes=args.overloaded_nodes,
-            deterministic_limit=args.deterministic_limit,
+            **cli.work_limits(args),
         )
         bar = cli.progress_bar(args, "instance")
         try:

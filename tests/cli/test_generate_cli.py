@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import subprocess
 import sys
+from dataclasses import fields
 
 import numpy as np
 import pytest
 
+from dtasm_opt import cli
 from dtasm_opt.core import files
 from dtasm_opt.core.generator import Scenario, generate_instance, generate_stream
+from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.generate import main
 
 BASE = ["--users", "10", "--servers", "3"]
@@ -126,3 +130,16 @@ def test_module_runs_as_a_program(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert files.read_instance(out).n_users == 10
+
+
+def test_every_work_limit_flag_reaches_the_settings():
+    """add_work_limit_options' flags are exactly cli.WORK_LIMITS, each a MethodSettings field,
+    so solve, rollout and generate --set pass every one on (a new flag not listed fails)."""
+    p = argparse.ArgumentParser()
+    cli.add_work_limit_options(p)
+    dests = {a.dest for a in p._actions if a.dest != "help"}
+    assert dests == set(cli.WORK_LIMITS)
+    assert dests <= {f.name for f in fields(MethodSettings)}
+    args = p.parse_args(["--neighbourhood-tries", "3", "--node-limit", "7"])
+    settings = MethodSettings(**cli.work_limits(args))
+    assert (settings.neighbourhood_tries, settings.node_limit, settings.tree_rounds) == (3, 7, None)

@@ -10,6 +10,7 @@ from bruteforce import brute_force, close, tiny_instance
 from families import moderate_instance
 
 from dtasm_opt.models.step_problem import step_problem
+from dtasm_opt.solvers.exact import grid_knapsack
 from dtasm_opt.solvers.exact.highs_direct import solve_direct
 from dtasm_opt.solvers.exact.lagrangian import ascend, load_dual, lp_multipliers
 from dtasm_opt.solvers.exact.load_plans import best_plan, refill
@@ -82,8 +83,6 @@ def test_plans_fit_and_stay_close_where_the_knapsacks_search_stops(monkeypatch) 
     fit). Forced here with a limit of 100 nodes, past the first leaf (the greedy fill) of
     every ES: the plans still fit and serve each user at most once, and leave at most 1 % more
     in the cloud than the plans from exact knapsacks (measured: 0-0.7 % at 40 nodes)."""
-    from dtasm_opt.solvers.exact import grid_knapsack
-
     for seed in (1, 3, 5, 13):
         inst = moderate_instance(seed, DEEP_CUT)
         problem = step_problem(inst)
