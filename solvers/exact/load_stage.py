@@ -13,7 +13,9 @@ certificate (:mod:`.engine` runs the tie-break after it).
    at (280, 8) and beyond; its multipliers certify it (``grid_hz`` 1). The plans at those
    multipliers (``plans`` orders of the ESs) replace the plan where they leave less in the
    cloud. Without HiGHS's plan the ascent first aims at a worse one, so it climbs twice more
-   towards the better plans that follow.
+   towards the better plans that follow. A plan that comes out serving everyone is proven by
+   the forced-load certificate, one down to HiGHS's own bound by HiGHS's proof
+   (``info["proof"]`` "certificate" or "highs").
 
 The bound seldom proves an overloaded stage: the Dantzig-Wolfe bound stays a fraction of one
 user's load below the optimum (docs/design.md §9).
@@ -100,12 +102,27 @@ def load_stage(
         # target is a worse one, so it climbs again towards the plans it gives.
         climbs = OVERLOADED_CLIMBS if start is not None else 0
         chosen, load = _load_bound(problem, chosen, bound_bytes, info, budget, climbs, start)
+        everyone = _load_certificate(problem, chosen)
+        if everyone is not None:
+            # The bound's repairs or plans placed every user HiGHS's plan left out: the
+            # forced-load certificate proves the plan.
+            load = everyone
         if load is not None:
             bound_bytes = load["bound_bytes"]
             if load["proves_optimal"]:
                 status, info["proof"] = "optimal", "certificate"
+        value = problem.cloud_load_bytes(chosen)
+        if status != "optimal" and bound_bytes is not None and _reaches(value, bound_bytes):
+            # A repaired or planned plan down to HiGHS's own bound: HiGHS's proof
+            status, info["proof"] = "optimal", "highs"
     action = action_from_assignment(inst, p, chosen)
     return Decision(action, status, bound_bytes, info), load
+
+
+def _reaches(value: float, bound: float) -> bool:
+    """Whether a plan's cloud load ``value`` is down to a proven ``bound`` (the tolerance of
+    :func:`.lagrangian._closed` for real-valued stages)."""
+    return value <= bound + 1e-12 * max(abs(value), 1.0)
 
 
 def _load_bound(

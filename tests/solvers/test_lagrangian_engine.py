@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -306,6 +307,45 @@ def test_where_the_search_stops_the_regret_plan_serves_everyone(monkeypatch) -> 
         regret += 1
         _proven_like_highs(inst, sol)
     assert regret >= 2, regret
+
+
+def test_a_plan_repaired_after_highs_stops_is_proven(monkeypatch) -> None:
+    """Where HiGHS's load stage stops with a user left out that the bound's repairs or plans
+    then place, the step is proven: by the forced-load certificate where the plan serves
+    everyone (a gap study state at U = 200 read work_limit with nothing in the cloud), by
+    HiGHS's own bound where the plan reaches it. HiGHS's stop is simulated: its optimal plan
+    loses its lightest served user to the cloud and its status says work_limit."""
+    import dtasm_opt.solvers.exact.load_stage as load_stage_module
+
+    real = load_stage_module.solve_step
+    dropped: list[int] = []
+
+    def stopped_early(inst, backend, options, problem):
+        decision = real(inst, backend, options, problem)
+        action = decision.action.copy()
+        served = np.flatnonzero(action != inst.cloud)
+        loads = inst.users.task_bits + inst.users.result_bits
+        user = int(served[np.argmin(loads[served])])
+        action[user] = inst.cloud
+        dropped.append(user)
+        return replace(decision, action=action, status="work_limit")
+
+    monkeypatch.setattr(load_stage_module, "serve_everyone", lambda p, n: (None, "overloaded"))
+    monkeypatch.setattr(load_stage_module, "solve_step", stopped_early)
+    proofs = []
+    for seed in (0, 1, 2):
+        inst = moderate_instance(seed)
+        sol = judge(engine(time_limit_s=60.0), inst)
+        assert dropped, "HiGHS's load stage did not run"
+        dropped.clear()
+        ref = solve_direct(inst, SolveOptions(time_limit_s=60.0, second_stage="none"))
+        assert sol.status == "optimal" and ref.status == "optimal"
+        assert close(sol.cloud_load_bytes, simulator.apply(inst, ref.action).cloud_load_bytes)
+        assert verify(inst, as_json(sol)) == []
+        proofs.append(sol.info["proof"])
+        if sol.info["proof"] == "certificate":
+            assert sol.info["certificate"]["load"]["proves_optimal"] is True
+    assert sorted(proofs) == ["certificate", "certificate", "highs"], proofs
 
 
 def _proven_like_highs(inst, sol):
