@@ -442,7 +442,13 @@ def _target(dual: StageDual, best: float, incumbent: float) -> float:
 def _closed(dual: StageDual, bound: float, incumbent: float) -> bool:
     if dual.integral:
         return dual.proves(bound, incumbent)
-    return bound >= incumbent - 1e-12 * max(abs(incumbent), 1.0)
+    return reaches(bound, incumbent)
+
+
+def reaches(bound: float, value: float) -> bool:
+    """Whether a proven ``bound`` shows a real-valued stage's plan of ``value`` optimal (up to
+    a relative 1e-12: the load in bytes is a sum of floats)."""
+    return bound >= value - 1e-12 * max(abs(value), 1.0)
 
 
 @numba.njit(cache=True)

@@ -32,7 +32,13 @@ from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.solution import Decision
 from dtasm_opt.models.pairs import action_from_assignment
 from dtasm_opt.models.step_problem import StepProblem
-from dtasm_opt.solvers.exact.lagrangian import _closed, ascend, load_dual, lp_multipliers
+from dtasm_opt.solvers.exact.lagrangian import (
+    _closed,
+    ascend,
+    load_dual,
+    lp_multipliers,
+    reaches,
+)
 from dtasm_opt.solvers.exact.load_plans import LOAD_PLAN_TRIES, best_plan
 from dtasm_opt.solvers.exact.milp_driver import SolveOptions, solve_step
 from dtasm_opt.solvers.exact.restricted_mip import serve_everyone
@@ -112,17 +118,11 @@ def load_stage(
             if load["proves_optimal"]:
                 status, info["proof"] = "optimal", "certificate"
         value = problem.cloud_load_bytes(chosen)
-        if status != "optimal" and bound_bytes is not None and _reaches(value, bound_bytes):
+        if status != "optimal" and bound_bytes is not None and reaches(bound_bytes, value):
             # A repaired or planned plan down to HiGHS's own bound: HiGHS's proof
             status, info["proof"] = "optimal", "highs"
     action = action_from_assignment(inst, p, chosen)
     return Decision(action, status, bound_bytes, info), load
-
-
-def _reaches(value: float, bound: float) -> bool:
-    """Whether a plan's cloud load ``value`` is down to a proven ``bound`` (the tolerance of
-    :func:`.lagrangian._closed` for real-valued stages)."""
-    return value <= bound + 1e-12 * max(abs(value), 1.0)
 
 
 def _load_bound(
