@@ -20,7 +20,7 @@ from dtasm_opt.core.generator import Scenario, generate_instance
 from dtasm_opt.models.step_problem import step_problem
 from dtasm_opt.solvers.exact.highs_direct import DirectBackend
 from dtasm_opt.solvers.exact.highs_pyomo import PyomoBackend
-from dtasm_opt.solvers.exact.milp_driver import stdout_to_stderr
+from dtasm_opt.solvers.exact.highs_runtime import solver_output
 
 SIZES = ((50, 4), (200, 8), (1000, 16))
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     args = parser.parse_args(argv)
-    with stdout_to_stderr():  # HiGHS's banner, printed once per process
+    with solver_output():  # HiGHS's banner, printed once per process, kept off stdout
         DirectBackend().build(step_problem(generate_instance(Scenario(users=5, servers=2), 0)))
     rows = [measure(u, h, args.seeds, args.repeats) for u, h in SIZES]
     if args.json:

@@ -36,7 +36,10 @@ def build_parser() -> cli.Parser:
     )
     p.add_argument("--mip", action="store_true", help="integer occupancy (else the LP)")
     p.add_argument(
-        "--time-limit", type=cli.real(0.0, strict=True), default=None, help="s per window"
+        "--time-limit",
+        type=cli.real(0.0, strict=True),
+        default=None,
+        help="s per window (none: no limit)",
     )
     p.add_argument(
         "--lookback",

@@ -41,12 +41,20 @@ class Parser(argparse.ArgumentParser):
         raise InputError(f"{message} (see {self.prog} --help)")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's "(default: X)" after each flag's help, but only where it says something: not
+    for None or an off switch, and not where the help already names its default (a setting
+    whose default depends on the method, such as ``--node-limit``)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return text
+        return super()._get_help_string(action) or text
+
+
 def make_parser(prog: str, description: str) -> Parser:
-    return Parser(
-        prog=prog,
-        description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    return Parser(prog=prog, description=description, formatter_class=HelpFormatter)
 
 
 def run(body: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None) -> int:
@@ -136,7 +144,7 @@ def add_solver_options(p: argparse.ArgumentParser, *, time_limit_default: float 
         "--time-limit",
         type=real(0.0, strict=True),
         default=time_limit_default,
-        help="exact solvers: seconds per step (per stage)",
+        help="exact solvers: seconds per step (per stage); none: no limit",
     )
     p.add_argument(
         "--gap", type=real(0.0), default=0.0, help="exact solvers: relative gap to stop at"

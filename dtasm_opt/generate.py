@@ -45,7 +45,10 @@ def build_parser() -> cli.Parser:
     )
     g.add_argument("--seed", type=cli.seed, required=True, help="the one seed of every draw")
     g.add_argument(
-        "--steps", type=cli.count(1, MAX_STEPS), default=None, help="write a stream of T steps"
+        "--steps",
+        type=cli.count(1, MAX_STEPS),
+        default=None,
+        help="write a stream of T steps (none: one instance)",
     )
     g.add_argument("--xi", type=cli.real(0.0), default=defaults.xi_s, help="xi (s)")
     g.add_argument(

@@ -35,7 +35,12 @@ def build_parser() -> cli.Parser:
     p = cli.make_parser(PROG, "Train the paper's TD3 agent on a stream (Algorithm 1).")
     p.add_argument("stream", nargs="?", help="a dtasm-stream/1 file (or generate: --users ...)")
     g = p.add_argument_group("a generated stream (instead of a file)")
-    g.add_argument("--users", type=cli.count(1, MAX_USERS), default=None, help="U users")
+    g.add_argument(
+        "--users",
+        type=cli.count(1, MAX_USERS),
+        default=None,
+        help="U users (instead of a stream file)",
+    )
     g.add_argument("--servers", type=cli.count(1, MAX_SERVERS), default=8, help="H edge servers")
     g.add_argument("--xi", type=cli.real(0.0), default=1.2, help="migration bound xi in s")
     g.add_argument("--stream-seed", type=cli.seed, default=1, help="scenario seed")

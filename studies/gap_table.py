@@ -63,6 +63,9 @@ def rows(spec_path: Path, quick: bool) -> list[list[str]]:
 
 
 def main(argv: list[str]) -> int:
+    if "-h" in argv or "--help" in argv:
+        print(__doc__)
+        return 0
     quick = "--quick" in argv
     specs = [Path(a) for a in argv if a != "--quick"] or [ROOT / "gap.toml", ROOT / "gap_u280.toml"]
     heads = [

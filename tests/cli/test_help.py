@@ -1,0 +1,42 @@
+"""Every command's ``--help`` states each flag's default once, and only where there is one."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+COMMANDS = ["generate", "solve", "verify", "rollout", "train", "bound", "study"]
+
+
+def flag_helps(command: str) -> dict[str, str]:
+    """Each option's help text, whitespace folded, by its first flag."""
+    text = importlib.import_module(f"dtasm_opt.{command}").build_parser().format_help()
+    helps: dict[str, str] = {}
+    flag = None
+    for line in text.splitlines():
+        if line.startswith("  -"):  # an option's first line
+            flag = line.split()[0].rstrip(",")
+            helps[flag] = line
+        elif flag and line.startswith("   "):  # its help, wrapped
+            helps[flag] += line
+        else:  # a group's title, a blank line, usage
+            flag = None
+    return {k: " ".join(v.split()) for k, v in helps.items()}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_no_empty_or_repeated_default(command):
+    helps = flag_helps(command)
+    assert "-h" in helps and len(helps) >= 3, helps  # the split found the options
+    for text in helps.values():
+        assert "(default: None)" not in text, text
+        assert "(default: False)" not in text, text
+        assert text.count("default") <= 1, text
+
+
+def test_defaults_that_depend_on_the_method_are_named_once():
+    helps = flag_helps("solve")
+    assert helps["--node-limit"].endswith("(lagrangian's default: 2000)")
+    assert helps["--seed"].endswith("(default: 0)")
+    assert "none: no limit" in helps["--time-limit"]
