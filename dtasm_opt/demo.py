@@ -1,5 +1,5 @@
 """The main job: generate the paper's default scenario, solve one step with every method that
-is available, and print a comparison table (README, "Run the main job").
+is available, and print a comparison table (README, "Set-up: the two commands").
 
     python -m dtasm_opt.demo [--users 200] [--servers 8] [--seed 1] [--time-limit 30]
 """

@@ -40,7 +40,7 @@ Every proof comes with the multipliers in ``Decision.info["certificate"]``
   short, HiGHS finding nothing better in what fixing leaves) has none.
 
 What it does not do yet (issue 9): branch on the load stage's bound, so an overloaded load
-stage is proven only where HiGHS's plan meets the bound (README).
+stage is proven only where HiGHS's plan meets the bound (docs/exact.md).
 """
 
 from __future__ import annotations
@@ -93,11 +93,11 @@ from dtasm_opt.solvers.exact.server_neighbourhoods import (
 
 # Knapsack rounds of the ascent on the 1 MHz grid, a work limit (the same answer on every run),
 # after at most lagrangian.COARSE_ROUNDS on the coarse grid: certificates at U = 200 took 0-59
-# rounds on bench_tiebreak's states and up to 195 in a rollout (README).
+# rounds on bench_tiebreak's states and up to 195 in a rollout (docs/exact.md).
 ASCENT_ROUNDS = 200
 # The engine's defaults where the settings name none. The scaled matrix (objective in MB,
 # capacity rows in units of capacity; the same optimum) proves more in less time than the
-# direct one (README, exact references; at (200, 8) it proved a tie-break in 23 s where the
+# direct one (docs/exact.md; at (200, 8) it proved a tie-break in 23 s where the
 # direct matrix needs 52 s). A node limit per HiGHS stage makes the engine repeat
 # itself by default (issue 9: limits in work, the clock only as a safety net): 2,000 nodes,
 # as the shipped sets' references, is 0.1-40 s per stage at (200, 8).
@@ -110,7 +110,7 @@ FIXED_SEARCH_NODES = 10_000
 # (about 2-3 ms each at (200, 8), the DP with its table at every node included), a node cap
 # that keeps its certificate small, and how far short of the incumbent the root bound may be
 # for the search to start (on bench_tiebreak's states the fine ascent never closed more than 2
-# integers, README).
+# integers, docs/exact.md).
 TREE_ROUNDS = 1_500
 # Column generation's knapsack rounds (:mod:`.column_generation`), from the ascent's end where
 # its bound is one or two migrations short (TREE_REACH): on bench states it reached the

@@ -134,7 +134,7 @@ class ScaledBackend(DirectBackend):
     (0, 1], right-hand side 1). The same feasible set and optimum; the driver gets objective
     and bound back in bytes, and checks every assignment with the simulator's exact capacity
     test as for the other backends. Measured at (200, 8) step 0, plain HiGHS: 0.01 s against
-    0.06-0.2 s on four seeds, 0.9 s against 4.7 s on the fifth (README, exact references)."""
+    0.06-0.2 s on four seeds, 0.9 s against 4.7 s on the fifth (docs/exact.md)."""
 
     name = "highs-scaled"
     STAGE1_UNIT = float(2**20)  # the objective in MB

@@ -104,7 +104,7 @@ def load_stage(
             info["proof"] = "certificate"
     elif status != "optimal" and budget.rounds > 0:
         # Overloaded and not proven by HiGHS: the Lagrangian bound on whole hertz, above
-        # HiGHS's (README), with its certificate; without HiGHS's plan the ascent's first
+        # HiGHS's (docs/exact.md), with its certificate; without HiGHS's plan the ascent's first
         # target is a worse one, so it climbs again towards the plans it gives.
         climbs = OVERLOADED_CLIMBS if start is not None else 0
         chosen, load = _load_bound(problem, chosen, bound_bytes, info, budget, climbs, start)

@@ -273,7 +273,7 @@ def test_a_coarser_grid_bounds_no_higher(
 
 
 # bench_tiebreak's (100, 4) and (120, 4) states whose fine ascent needs 11-74 rounds to prove
-# HiGHS's root incumbent (README, the Lagrangian engine)
+# HiGHS's root incumbent (docs/exact.md, the Lagrangian engine)
 HARD_PROOFS = [(100, 2, 3), (100, 5, 0), (100, 8, 0), (120, 3, 3)]
 
 
