@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dtasm_opt.cli import HelpFormatter
 from dtasm_opt.core import files
 from dtasm_opt.core.generator import Scenario
 from dtasm_opt.core.instance import Instance
@@ -183,14 +184,25 @@ def summary(path: Path, second_stage: str, limit: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", default="200x8,280x8,300x8,400x8,1000x16")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
+    p.add_argument(
+        "--sizes", default="200x8,280x8,300x8,400x8,1000x16", help="UxH, comma-separated"
+    )
     p.add_argument("--seeds", default="1-5", help="e.g. 1-5 or 1,3")
     p.add_argument("--steps", default="0,20", help="states: step 0 and MILP-greedy's later steps")
-    p.add_argument("--solvers", default="milp,milp-scaled,cpsat,scip")
-    p.add_argument("--second-stage", choices=("none", "migrations"), default="none")
+    p.add_argument(
+        "--solvers",
+        default="milp,milp-scaled,cpsat,scip",
+        help="of milp, milp-scaled, cpsat, lagrangian, scip",
+    )
+    p.add_argument(
+        "--second-stage",
+        choices=("none", "migrations"),
+        default="none",
+        help="the tie-break too, or the load stage only",
+    )
     p.add_argument("--time-limit", type=float, default=60.0, help="seconds per stage")
-    p.add_argument("--out", default="bench_exact.csv")
+    p.add_argument("--out", default="bench_exact.csv", help="CSV, appended; a rerun resumes")
     args = p.parse_args(argv)
     out = Path(args.out)
     cache = out.with_suffix(".states")

@@ -16,6 +16,7 @@ import statistics
 import sys
 import time
 
+from dtasm_opt.cli import HelpFormatter
 from dtasm_opt.core.generator import Scenario, generate_instance
 from dtasm_opt.models.step_problem import step_problem
 from dtasm_opt.solvers.exact.highs_direct import DirectBackend
@@ -55,7 +56,9 @@ def measure(users: int, servers: int, seeds: int, repeats: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")

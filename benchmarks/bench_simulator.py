@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dtasm_opt.cli import HelpFormatter
 from dtasm_opt.core import simulator
 from dtasm_opt.core.generator import Scenario, generate_stream
 from dtasm_opt.core.method import MethodSettings
@@ -94,7 +95,9 @@ def _ms(x: float) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="a short run (few steps)")
     parser.add_argument("--steps", type=int, default=None, help="steps per policy and size")
     parser.add_argument("--seed", type=int, default=0)

@@ -22,6 +22,8 @@ import time
 from io import BytesIO
 from pathlib import Path
 
+from dtasm_opt.cli import HelpFormatter
+
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("pyomo", "torch", "gymnasium", "matplotlib", "ortools")
 
@@ -70,7 +72,7 @@ def one_run(method: str, inst: Path, out: Path, pythonpath: Path | None) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--methods", default="nearest,milp")
     p.add_argument("--repeat", type=int, default=7)
     p.add_argument("--against", metavar="REV", default=None, help="a git revision to compare")

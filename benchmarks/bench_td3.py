@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dtasm_opt.cli import HelpFormatter
 from dtasm_opt.core.generator import Scenario, generate_stream
 from dtasm_opt.solvers.registry import make_method
 from dtasm_opt.solvers.td3.config import TD3Config
@@ -45,7 +46,7 @@ def bench_decide(stream, path: Path, calls: int) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--users", type=int, default=200)
     p.add_argument("--servers", type=int, default=8)
     p.add_argument("--steps", type=int, default=120)

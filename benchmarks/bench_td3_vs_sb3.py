@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dtasm_opt.cli import HelpFormatter
 from dtasm_opt.core.generator import Scenario, generate_stream
 from dtasm_opt.rl.env import DTASMEnv
 from dtasm_opt.solvers.td3.config import TD3Config
@@ -132,7 +133,7 @@ def run_sb3(stream, steps: int, threads: int, last: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--quick", action="store_true", help="200 steps")
     p.add_argument("--users", type=int, default=200)

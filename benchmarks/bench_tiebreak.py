@@ -32,6 +32,7 @@ from pathlib import Path
 
 from bench_exact import append_row, done_keys, parse_seeds, parse_sizes, state
 
+from dtasm_opt.cli import HelpFormatter
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.solution import judge
 from dtasm_opt.core.verify import verify
@@ -125,7 +126,7 @@ def summary(path: Path, limit: float, nodes: int | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--sizes", default="200x8")
     p.add_argument("--seeds", default="1-5", help="e.g. 1-5 or 1,3")
     p.add_argument("--steps", default="5,10,20", help="later steps of MILP-greedy's rollout")

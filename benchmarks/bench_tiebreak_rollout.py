@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from bench_exact import append_row
 
+from dtasm_opt.cli import HelpFormatter
 from dtasm_opt.core import files
 from dtasm_opt.core.generator import Scenario, generate_stream
 from dtasm_opt.core.method import MethodSettings
@@ -163,7 +164,7 @@ def summary(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--users", type=int, default=200)
     p.add_argument("--servers", type=int, default=8)
     p.add_argument("--seed", type=int, default=1)

@@ -19,6 +19,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from dtasm_opt.cli import HelpFormatter
 from dtasm_opt.core import records
 from dtasm_opt.studies.cells import run_cell
 from dtasm_opt.studies.spec import Cell, Spec, format_value, load
@@ -79,7 +80,7 @@ def compare(spec: Spec, key: str, steps: int) -> tuple[int, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("spec", type=Path)
     p.add_argument("--cells", nargs="+", required=True, help="cell keys, as in cells.jsonl")
     p.add_argument("--steps", type=int, default=50, help="first steps of each cell to compare")

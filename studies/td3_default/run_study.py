@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dtasm_opt.cli import HelpFormatter
 from dtasm_opt.core.generator import Scenario, generate_stream
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.experiments import rollout
@@ -140,7 +141,7 @@ def table(rows: list[tuple[str, dict]], note: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--warm-start-steps", type=int, default=0)
     p.add_argument("--teacher", default="danearest")

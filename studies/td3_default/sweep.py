@@ -20,6 +20,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from dtasm_opt.cli import HelpFormatter
+
 SHARED = ["--actor", "shared", "--explore-noise", "0.2"]
 VARIANTS: dict[str, list[str]] = {
     "paper_mask": ["--mask"],  # the paper's agent (flat actor, noise 0.5) plus the mask
@@ -105,7 +107,7 @@ def run_one(name: str, out: Path, steps: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     p.add_argument("out")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--only", default="", help="comma-separated variant names")
