@@ -129,7 +129,10 @@ def _run_and_report(spec, out: Path, args) -> int:
     run = None
     if not args.report_only:
         cells = len(spec.cells())
-        workers = f"a Ray cluster at {args.address}" if args.address else f"{args.workers} workers"
+        plural = "s" if args.workers != 1 else ""
+        workers = (
+            f"a Ray cluster at {args.address}" if args.address else f"{args.workers} worker{plural}"
+        )
         cli.say(args, f"{spec.name}: {cells} cells -> {out} ({args.backend}, {workers})")
         bar = cli.progress_bar(args, "row")
         try:
