@@ -39,8 +39,9 @@ Every proof comes with the multipliers in ``Decision.info["certificate"]``
   search's tree (every leaf's multipliers) where it does. A proof by fixing (the bound one
   short, HiGHS finding nothing better in what fixing leaves) has none.
 
-What it does not do yet (issue 9): branch on the load stage's bound, so an overloaded load
-stage is proven only where HiGHS's plan meets the bound (docs/exact.md).
+What it does not do (issue 9): prove an overloaded load stage whose best plan stays above
+every bound it has (HiGHS's, and the load stage's own on whole hertz): branching on that
+bound was measured and not built (docs/design.md §9, docs/exact.md).
 """
 
 from __future__ import annotations
