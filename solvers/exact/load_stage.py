@@ -96,29 +96,22 @@ def load_stage(
     chosen = first.action[p.user] == p.server
     info = dict(first.info)
     status, bound_bytes = first.status, first.bound_bytes
-    load = _load_certificate(problem, chosen)
-    if load is not None:
-        if status != "optimal":
-            # All that can be served is served: optimal whatever HiGHS's limit said.
-            status, bound_bytes = "optimal", load["bound_bytes"]
-            info["proof"] = "certificate"
-    elif status != "optimal" and budget.rounds > 0:
+    load = _load_certificate(problem, chosen)  # all that can be served is served
+    bounded = load is None and status != "optimal" and budget.rounds > 0
+    if bounded:
         # Overloaded and not proven by HiGHS: the Lagrangian bound on whole hertz, above
         # HiGHS's (docs/exact.md), with its certificate; without HiGHS's plan the ascent's first
         # target is a worse one, so it climbs again towards the plans it gives.
         climbs = OVERLOADED_CLIMBS if start is not None else 0
         chosen, load = _load_bound(problem, chosen, bound_bytes, info, budget, climbs, start)
-        everyone = _load_certificate(problem, chosen)
-        if everyone is not None:
-            # The bound's repairs or plans placed every user HiGHS's plan left out: the
-            # forced-load certificate proves the plan.
-            load = everyone
+        # Its repairs or plans may place every user HiGHS's plan left out.
+        load = _load_certificate(problem, chosen) or load
         if load is not None:
             bound_bytes = load["bound_bytes"]
-            if load["proves_optimal"]:
-                status, info["proof"] = "optimal", "certificate"
-        value = problem.cloud_load_bytes(chosen)
-        if status != "optimal" and bound_bytes is not None and reaches(bound_bytes, value):
+    if status != "optimal" and load is not None and load["proves_optimal"]:
+        status, bound_bytes, info["proof"] = "optimal", load["bound_bytes"], "certificate"
+    if bounded and status != "optimal" and bound_bytes is not None:
+        if reaches(bound_bytes, problem.cloud_load_bytes(chosen)):
             # A repaired or planned plan down to HiGHS's own bound: HiGHS's proof
             status, info["proof"] = "optimal", "highs"
     action = action_from_assignment(inst, p, chosen)
