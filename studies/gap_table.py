@@ -15,9 +15,11 @@ its training rows are other steps of the stream.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
+from dtasm_opt.cli import HelpFormatter
 from dtasm_opt.solvers.registry import REFERENCE, label
 from dtasm_opt.studies.cells import GREEDY_SUFFIX
 from dtasm_opt.studies.report import bound_table, fmt, load_cells, summarize
@@ -63,11 +65,12 @@ def rows(spec_path: Path, quick: bool) -> list[list[str]]:
 
 
 def main(argv: list[str]) -> int:
-    if "-h" in argv or "--help" in argv:
-        print(__doc__)
-        return 0
-    quick = "--quick" in argv
-    specs = [Path(a) for a in argv if a != "--quick"] or [ROOT / "gap.toml", ROOT / "gap_u280.toml"]
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
+    p.add_argument("specs", nargs="*", type=Path, help="study specs [gap.toml gap_u280.toml]")
+    p.add_argument("--quick", action="store_true", help="the smoke-test folders runs/<name>-quick/")
+    args = p.parse_args(argv)
+    quick = args.quick
+    specs = args.specs or [ROOT / "gap.toml", ROOT / "gap_u280.toml"]
     heads = [
         "U",
         "method",
