@@ -202,7 +202,7 @@ def add_work_limit_options(p: argparse.ArgumentParser | argparse._ArgumentGroup)
         *((flag, 0, most, f"lagrangian: knapsack rounds of the tie-break's {part} per step, a "
            f"work limit (0: no {part}; default: {default})")
           for flag, most, part, default in (
-              ("--tree-rounds", MAX_TREE_ROUNDS, "tree search", 1500),
+              ("--tree-rounds", MAX_TREE_ROUNDS, "tree search", 40000),
               ("--column-rounds", MAX_COLUMN_ROUNDS, "column generation", 300),
           )),
         ("--neighbourhood-tries", 0, MAX_NEIGHBOURHOOD_TRIES, "lagrangian: neighbourhoods "

@@ -46,7 +46,7 @@ class MethodSettings:
     tree_rounds: int | None = option(
         None,
         "lagrangian: knapsack rounds of the tie-break's tree search per step, a work limit "
-        "(0: no tree search; default 1500)",
+        "(0: no tree search; default 40000)",
     )
     column_rounds: int | None = option(
         None,

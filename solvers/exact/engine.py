@@ -21,10 +21,11 @@ column generation (:mod:`.column_generation`, ``column_rounds`` knapsack rounds)
 towards the Dantzig-Wolfe bound, which the ascent stalls under. Migrations are integers,
 so ceil(bound) >= the best plan proves it, and HiGHS's stage 2 is not run.
 Otherwise HiGHS (``milp``'s stage 2) looks for a better plan, and the bound
-goes on towards its incumbent. Where HiGHS stopped at its limit with the bound one migration short,
-reduced-cost fixing leaves HiGHS a small problem that often settles it; where the bound stays
-at most ``TREE_REACH`` short, a branch and bound on it (:mod:`.lagrangian_tree`,
-``tree_rounds`` knapsack rounds) looks for better plans and proves the best it finds.
+goes on towards its incumbent. Where the bound stays at most ``TREE_REACH`` short, a branch
+and bound on it (:mod:`.lagrangian_tree`, ``tree_rounds`` knapsack rounds) looks for better
+plans and proves the best it finds; where that stops at its limit with the bound one
+migration short and HiGHS stopped at its own, reduced-cost fixing leaves HiGHS a smaller
+problem that may settle it.
 
 Every proof comes with the multipliers in ``Decision.info["certificate"]``
 (``dtasm-certificate/1``), from which ``verify`` recomputes the bound with its own knapsacks
@@ -108,16 +109,19 @@ ENGINE_NODE_LIMIT = 2_000
 # that problem is small, and a method run at --node-limit 1 would otherwise stop at its root).
 FIXED_SEARCH_NODES = 10_000
 # The tie-break's tree search (:mod:`.lagrangian_tree`): its default budget in knapsack rounds
-# (about 2-3 ms each at (200, 8), the DP with its table at every node included), a node cap
-# that keeps its certificate small, and how far short of the incumbent the root bound may be
-# for the search to start (on bench_tiebreak's states the fine ascent never closed more than 2
-# integers, docs/exact.md).
-TREE_ROUNDS = 1_500
+# (about 2-4 ms each at (200, 8), the DP with its table at every node included), a node cap
+# that bounds its certificate, and how far short of the incumbent the root bound may be for
+# the search to start (on bench_tiebreak's states the fine ascent never closed more than 2
+# integers, docs/exact.md). On 12 unproven tie-breaks of fig4_training (U = 200, seed 1),
+# given 100,000 rounds, the tree proved 11 in 2,266-73,811 rounds and 95-3,893 nodes, 10 of
+# them within this budget; at 1,500 rounds and 500 nodes, the budget before, it proved none.
+# A tree of 3,893 nodes is a 12 MB certificate that verify rechecks in 4 minutes.
+TREE_ROUNDS = 40_000
 # Column generation's knapsack rounds (:mod:`.column_generation`), from the ascent's end where
 # its bound is one or two migrations short (TREE_REACH): on bench states it reached the
 # Dantzig-Wolfe bound, or showed that it cannot prove the incumbent, in 120-230 rounds.
 COLUMN_ROUNDS = 300
-TREE_NODES = 500
+TREE_NODES = 5_000
 TREE_REACH = 2
 # Where the first tries leave the tie-break unproven, more users go free before HiGHS's stage
 # 2: these counts, each at the ascent's multipliers and at the climbed ones (the picks differ,
@@ -188,13 +192,14 @@ class LagrangianEngine:
            limits (``milp``'s), incumbent z (the better of its plan and the neighbourhood
            search's); the bound again towards z where HiGHS found a better plan; column
            generation where the bound is one or two short of z.
-        4. If HiGHS stopped at its limit and the bound proves z - 1 but not z, only a plan of
-           exactly z - 1 migrations can beat z: every pair whose forced bound reaches z is
-           fixed to 0 (reduced-cost fixing) and HiGHS searches what is left, often a small
-           problem. A plan of z - 1 is then proven by the same multipliers; none (infeasible,
-           or an optimum >= z) proves z by the fixing and HiGHS together (no certificate).
-        5. If the bound still proves z - TREE_REACH but not z, the tree search: better plans,
-           and a proof whose tree is the certificate (:mod:`.lagrangian_tree`).
+        4. If the bound proves z - TREE_REACH but not z, the tree search: better plans, and a
+           proof whose tree is the certificate (:mod:`.lagrangian_tree`).
+        5. If the tree stopped at its limit, HiGHS at its own, and the bound proves z - 1
+           but not z, only a plan of exactly z - 1 migrations can beat z: every pair whose
+           forced bound reaches z is fixed to 0 (reduced-cost fixing) and HiGHS searches
+           what is left. A plan of z - 1 is then proven by the same multipliers; none
+           (infeasible, or an optimum >= z) proves z by the fixing and HiGHS together (no
+           certificate).
         """
         options = self.milp.options
         # The ascents on whole hertz (the real weights' bound); the DP's penalty tables, for
@@ -258,8 +263,33 @@ class LagrangianEngine:
             value = dual.value(chosen)
             if table_bound > bound:  # a bound of its own, certified on its grid
                 bound, lam, grid_hz = table_bound, table_lam, table.grid_hz
+        # The tree first: on 12 of fig4_training's unproven tie-breaks (U = 200), one and two
+        # short, it proved 11 in 2,266-73,811 knapsack rounds (5-128 s) and found a better
+        # plan on 5, where HiGHS's search after fixing had stopped at its 10,000 nodes on each
+        # after 40-75 s (docs/exact.md).
+        tree = None
+        if (
+            self.tree_rounds > 0
+            and not dual.proves(bound, value)
+            and dual.proves(bound, value - TREE_REACH)
+        ):
+            t0 = time.perf_counter()
+            tree = branch_and_bound(table, table_lam, chosen, TREE_NODES, self.tree_rounds)
+            info.update(
+                tree_status="optimal" if tree.proven else "work_limit",
+                tree_nodes=tree.nodes,
+                tree_rounds=tree.rounds,
+                tree_s=time.perf_counter() - t0,
+            )
+            if tree.incumbent < value:
+                chosen, value = tree.plan, tree.incumbent
+            if tree.proven:
+                proof = "tree"
+        # Where the tree stops at its limit with the bound one short, fixing: HiGHS on what
+        # reduced-cost fixing leaves, a plan of z - 1 or the proof that none exists.
         if (
             info.get("stage2_status", "optimal") != "optimal"
+            and proof is None
             and not dual.proves(bound, value)
             and dual.proves(bound, value - 1)
             and hasattr(backend, "forbid")
@@ -280,27 +310,6 @@ class LagrangianEngine:
                 chosen, value = new, dual.value(new)  # z - 1: the bound proves it
             elif out.get("stage2_status") in ("optimal", "infeasible"):
                 proof = "fixing"  # no plan of z - 1 exists: z is optimal
-        # After fixing: HiGHS's search on the fixed problem finds the plan one better more
-        # often than the tree does, and the tree starts best from the best incumbent. Where
-        # fixing has proved z, the tree's proof adds the certificate.
-        tree = None
-        if (
-            self.tree_rounds > 0
-            and not dual.proves(bound, value)
-            and dual.proves(bound, value - TREE_REACH)
-        ):
-            t0 = time.perf_counter()
-            tree = branch_and_bound(table, table_lam, chosen, TREE_NODES, self.tree_rounds)
-            info.update(
-                tree_status="optimal" if tree.proven else "work_limit",
-                tree_nodes=tree.nodes,
-                tree_rounds=tree.rounds,
-                tree_s=time.perf_counter() - t0,
-            )
-            if tree.incumbent < value:
-                chosen, value, proof = tree.plan, tree.incumbent, None
-            if tree.proven:
-                proof = "tree"
         info.update(
             stage2_objective=value,
             stage2_s=highs_s,

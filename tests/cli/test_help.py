@@ -40,3 +40,17 @@ def test_defaults_that_depend_on_the_method_are_named_once():
     assert helps["--node-limit"].endswith("(lagrangian's default: 2000)")
     assert helps["--seed"].endswith("(default: 0)")
     assert "none: no limit" in helps["--time-limit"]
+
+
+def test_engine_work_limits_in_help_are_the_engines():
+    """The help states the engine's own defaults, not a copy that drifts from them."""
+    from dtasm_opt.solvers.exact import engine
+
+    helps = flag_helps("solve")
+    assert helps["--node-limit"].endswith(f"(lagrangian's default: {engine.ENGINE_NODE_LIMIT})")
+    for flag, value in (
+        ("--tree-rounds", engine.TREE_ROUNDS),
+        ("--column-rounds", engine.COLUMN_ROUNDS),
+        ("--neighbourhood-tries", engine.NEIGHBOURHOOD_TRIES),
+    ):
+        assert helps[flag].endswith(f"default: {value})"), helps[flag]
