@@ -274,9 +274,16 @@ class LagrangianEngine:
             and dual.proves(bound, value - TREE_REACH)
         ):
             t0 = time.perf_counter()
-            tree = branch_and_bound(table, table_lam, chosen, TREE_NODES, self.tree_rounds)
+            # The clock as a safety net only, the tie-break stage's own limit (where a round
+            # costs 50 ms, 40,000 rounds would be half an hour).
+            tree = branch_and_bound(
+                table, table_lam, chosen, TREE_NODES, self.tree_rounds,
+                time_limit_s=options.stage2_limit_s,
+            )  # fmt: skip
             info.update(
-                tree_status="optimal" if tree.proven else "work_limit",
+                tree_status=(
+                    "optimal" if tree.proven else "time_limit" if tree.timed_out else "work_limit"
+                ),
                 tree_nodes=tree.nodes,
                 tree_rounds=tree.rounds,
                 tree_s=time.perf_counter() - t0,
@@ -331,6 +338,8 @@ class LagrangianEngine:
             info["stage2_status"] = "optimal"
             info["stage2_bound"] = value
         else:  # the better proven bound: HiGHS's, or the ceiling of the Lagrangian one
+            if tree is not None and tree.timed_out:
+                info["stage2_status"] = "time_limit"  # the clock, not the work, stopped it
             ceiling = math.ceil(bound - INTEGER_SLACK)
             highs = info.get("stage2_bound")
             info["stage2_bound"] = ceiling if highs is None else max(float(highs), ceiling)

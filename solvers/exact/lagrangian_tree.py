@@ -25,6 +25,7 @@ tree on every run.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -49,6 +50,7 @@ class TreeSearch:
     """What the search reached."""
 
     proven: bool  # the tree closed: nothing beats ``incumbent``
+    timed_out: bool  # stopped by the clock (the safety net), not by its work limits
     bound: float  # the least bound over the tree's leaves (when proven; else -inf)
     incumbent: float
     plan: np.ndarray  # (K,) mask over the problem's pairs: the best plan found
@@ -73,6 +75,8 @@ class _Search:
     nodes: int = 0
     rounds: int = 0
     least: float = math.inf  # the least bound of a closed leaf so far
+    deadline: float | None = None  # time.perf_counter() at which the clock stops the search
+    timed_out: bool = False
 
     def __post_init__(self) -> None:
         self.multipliers: list[list[float]] = []
@@ -99,6 +103,9 @@ class _Search:
         if dual.infeasible:
             return [{"infeasible": True}]
         if self.nodes >= self.node_limit or self.rounds >= self.round_limit:
+            raise _Limit
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            self.timed_out = True
             raise _Limit
         self.nodes += 1
         if climb:
@@ -230,19 +237,24 @@ def branch_and_bound(
     node_limit: int,
     round_limit: int,
     node_rounds: int = NODE_ROUNDS,
+    time_limit_s: float | None = None,
 ) -> TreeSearch:
     """Prove ``plan`` (a feasible mask over the problem's pairs) optimal for the integral
     ``dual``, or find better plans and prove the best: depth first from ``multipliers`` (the
-    ascent's best), within ``node_limit`` nodes and ``round_limit`` knapsack rounds."""
+    ascent's best), within ``node_limit`` nodes and ``round_limit`` knapsack rounds, and
+    ``time_limit_s`` seconds as a safety net (checked at each node; None: no clock)."""
     if not dual.integral:
         raise ValueError("the tree search needs an integral stage (ceil(bound) proves)")
     search = _Search(dual, node_limit, round_limit, node_rounds, plan, dual.value(plan))
+    if time_limit_s is not None:
+        search.deadline = time.perf_counter() + time_limit_s
     try:
         tree: list[dict] | None = search.visit(dual, multipliers, climb=False)
     except _Limit:
         tree = None
     return TreeSearch(
         proven=tree is not None,
+        timed_out=search.timed_out,
         bound=search.least if tree is not None else -math.inf,
         incumbent=search.incumbent,
         plan=search.plan,

@@ -181,3 +181,36 @@ def test_the_tree_search_repeats_itself(one_short: Instance, by_tree) -> None:
         b.info["tree_nodes"],
         b.info["tree_rounds"],
     )
+
+
+def test_the_clock_stops_the_tree_only_as_a_safety_net() -> None:
+    """A spent clock stops the search at its root and says so (``timed_out``, not proven, the
+    start plan kept); a clock that does not bind changes nothing, node for node."""
+    checked = 0
+    for _seed, _inst, _problem, chosen, dual in tiny_tie_breaks(40):
+        args = (dual, np.zeros(dual.rows.size), chosen)
+        kw = dict(node_limit=10_000, round_limit=100_000, node_rounds=2)
+        free = branch_and_bound(*args, **kw)
+        if free.nodes < 2:
+            continue
+        spent = branch_and_bound(*args, **kw, time_limit_s=0.0)
+        assert spent.timed_out and not spent.proven and spent.nodes == 0
+        assert spent.incumbent == dual.value(chosen) and spent.tree is None
+        ample = branch_and_bound(*args, **kw, time_limit_s=600.0)
+        assert not ample.timed_out and not free.timed_out and ample.proven
+        assert (ample.nodes, ample.rounds, ample.incumbent) == (free.nodes, free.rounds,
+                                                                free.incumbent)  # fmt: skip
+        assert ample.tree == free.tree
+        checked += 1
+    assert checked >= 5, checked
+
+
+def test_a_spent_tie_break_clock_is_reported(one_short: Instance) -> None:
+    """With the tie-break stage's clock spent, the tree stops at once and the solution says
+    the clock stopped it, not the work (the state that the default tree settles above)."""
+    sol = judge(engine(time_limit_s=60.0, node_limit=1, second_stage_time_limit_s=1e-6),
+                one_short)  # fmt: skip
+    assert (sol.info["tree_status"], sol.info["tree_nodes"]) == ("time_limit", 0), sol.info
+    assert sol.info["stage2_status"] == "time_limit"
+    assert "migrations" not in sol.info.get("certificate", {})  # no proof of the tie-break
+    assert verify(one_short, as_json(sol)) == []
