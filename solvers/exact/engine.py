@@ -265,8 +265,8 @@ class LagrangianEngine:
                 bound, lam, grid_hz = table_bound, table_lam, table.grid_hz
         # The tree first: on 12 of fig4_training's unproven tie-breaks (U = 200), one and two
         # short, it proved 11 in 2,266-73,811 knapsack rounds (5-128 s) and found a better
-        # plan on 5, where HiGHS's search after fixing had stopped at its 10,000 nodes on each
-        # after 40-75 s (docs/exact.md).
+        # plan on 5; the engine before had left each open, and on the one-short ones HiGHS's
+        # search after fixing had stopped at its 10,000 nodes after 40-75 s (docs/exact.md).
         tree = None
         if (
             self.tree_rounds > 0
