@@ -19,6 +19,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from dtasm_opt.core.limits import (
+    DEFAULT_COLUMN_ROUNDS,
+    DEFAULT_NEIGHBOURHOOD_TRIES,
+    DEFAULT_NODE_LIMIT,
+    DEFAULT_TREE_ROUNDS,
     MAX_COLUMN_ROUNDS,
     MAX_NEIGHBOURHOOD_TRIES,
     MAX_NODE_LIMIT,
@@ -198,16 +202,16 @@ def add_work_limit_options(p: argparse.ArgumentParser | argparse._ArgumentGroup)
     parts = [
         ("--node-limit", 1, MAX_NODE_LIMIT, "milp and lagrangian: branch-and-bound nodes per "
          "stage, a work limit: the same answer on every run with --threads 1 (lagrangian's "
-         "default: 2000)"),
+         f"default: {DEFAULT_NODE_LIMIT})"),
         *((flag, 0, most, f"lagrangian: knapsack rounds of the tie-break's {part} per step, a "
            f"work limit (0: no {part}; default: {default})")
           for flag, most, part, default in (
-              ("--tree-rounds", MAX_TREE_ROUNDS, "tree search", 40000),
-              ("--column-rounds", MAX_COLUMN_ROUNDS, "column generation", 300),
+              ("--tree-rounds", MAX_TREE_ROUNDS, "tree search", DEFAULT_TREE_ROUNDS),
+              ("--column-rounds", MAX_COLUMN_ROUNDS, "column generation", DEFAULT_COLUMN_ROUNDS),
           )),
         ("--neighbourhood-tries", 0, MAX_NEIGHBOURHOOD_TRIES, "lagrangian: neighbourhoods "
          "(two ESs' users re-placed) of the tie-break's search before HiGHS's stage 2 per "
-         "step, a work limit (0: no search; default: 56)"),
+         f"step, a work limit (0: no search; default: {DEFAULT_NEIGHBOURHOOD_TRIES})"),
         ("--overloaded-nodes", 0, MAX_NODE_LIMIT, "lagrangian: HiGHS nodes on a load stage "
          "that cannot serve everyone, a work limit (0: HiGHS's load stage is not run there, "
          "the engine's bound and plans decide; default: --node-limit)"),

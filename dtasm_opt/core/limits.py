@@ -24,6 +24,15 @@ MAX_TREE_ROUNDS = 10**8  # the engine's tree search: at 45 ms a round, years; on
 MAX_COLUMN_ROUNDS = 10**8  # the engine's column generation: the same sanity cap
 MAX_NEIGHBOURHOOD_TRIES = 10**8  # the engine's neighbourhood search: the same sanity cap
 
+# The engine's default work limits, where the settings name none. They live here, not in the
+# engine, so that the command lines' help states them without importing the solvers; the
+# engine's modules say why each has its value (solvers/exact/engine.py,
+# server_neighbourhoods.py).
+DEFAULT_NODE_LIMIT = 2_000  # HiGHS nodes per stage
+DEFAULT_TREE_ROUNDS = 40_000  # knapsack rounds of the tie-break's tree search
+DEFAULT_COLUMN_ROUNDS = 300  # knapsack rounds of its column generation
+DEFAULT_NEIGHBOURHOOD_TRIES = 56  # neighbourhoods of its large-neighbourhood search
+
 
 def check_at_most(value: int, bound: int, what: str) -> int:
     """``value`` if it is <= ``bound``; else one clear refusal naming ``what``."""

@@ -14,6 +14,11 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from dtasm_opt.core.instance import Instance
+from dtasm_opt.core.limits import (
+    DEFAULT_COLUMN_ROUNDS,
+    DEFAULT_NEIGHBOURHOOD_TRIES,
+    DEFAULT_TREE_ROUNDS,
+)
 from dtasm_opt.core.options import option
 from dtasm_opt.core.solution import Decision
 
@@ -46,17 +51,17 @@ class MethodSettings:
     tree_rounds: int | None = option(
         None,
         "lagrangian: knapsack rounds of the tie-break's tree search per step, a work limit "
-        "(0: no tree search; default 40000)",
+        f"(0: no tree search; default {DEFAULT_TREE_ROUNDS})",
     )
     column_rounds: int | None = option(
         None,
         "lagrangian: knapsack rounds of the tie-break's column generation per step, a work "
-        "limit (0: none; default 300)",
+        f"limit (0: none; default {DEFAULT_COLUMN_ROUNDS})",
     )
     neighbourhood_tries: int | None = option(
         None,
         "lagrangian: neighbourhoods of the tie-break's large-neighbourhood search per step, a "
-        "work limit (0: none; default 56)",
+        f"work limit (0: none; default {DEFAULT_NEIGHBOURHOOD_TRIES})",
     )
     overloaded_nodes: int | None = option(
         None,

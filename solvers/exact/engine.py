@@ -56,6 +56,9 @@ import numpy as np
 from dtasm_opt.core.certificate import CERTIFICATE_FORMAT
 from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.limits import (
+    DEFAULT_COLUMN_ROUNDS,
+    DEFAULT_NODE_LIMIT,
+    DEFAULT_TREE_ROUNDS,
     MAX_COLUMN_ROUNDS,
     MAX_NEIGHBOURHOOD_TRIES,
     MAX_NODE_LIMIT,
@@ -104,7 +107,7 @@ ASCENT_ROUNDS = 200
 # itself by default (issue 9: limits in work, the clock only as a safety net): 2,000 nodes,
 # as the shipped sets' references, is 0.1-40 s per stage at (200, 8).
 ENGINE_BACKEND = "scaled"
-ENGINE_NODE_LIMIT = 2_000
+ENGINE_NODE_LIMIT = DEFAULT_NODE_LIMIT
 # HiGHS's node budget on the problem that reduced-cost fixing leaves (a work limit of its own:
 # that problem is small, and a method run at --node-limit 1 would otherwise stop at its root).
 FIXED_SEARCH_NODES = 10_000
@@ -116,11 +119,11 @@ FIXED_SEARCH_NODES = 10_000
 # given 100,000 rounds, the tree proved 11 in 2,266-73,811 rounds and 95-3,893 nodes, 10 of
 # them within this budget; at 1,500 rounds and 500 nodes, the budget before, it proved none.
 # A tree of 3,893 nodes is a 12 MB certificate that verify rechecks in 4 minutes.
-TREE_ROUNDS = 40_000
+TREE_ROUNDS = DEFAULT_TREE_ROUNDS
 # Column generation's knapsack rounds (:mod:`.column_generation`), from the ascent's end where
 # its bound is one or two migrations short (TREE_REACH): on bench states it reached the
 # Dantzig-Wolfe bound, or showed that it cannot prove the incumbent, in 120-230 rounds.
-COLUMN_ROUNDS = 300
+COLUMN_ROUNDS = DEFAULT_COLUMN_ROUNDS
 TREE_NODES = 5_000
 TREE_REACH = 2
 # Where the first tries leave the tie-break unproven, more users go free before HiGHS's stage

@@ -24,12 +24,13 @@ import itertools
 
 import numpy as np
 
+from dtasm_opt.core.limits import DEFAULT_NEIGHBOURHOOD_TRIES
 from dtasm_opt.solvers.exact.lagrangian import StageDual
 from dtasm_opt.solvers.exact.restricted_mip import place_loose
 
 # Neighbourhoods tried at most per call (a work limit): two rounds of the 28 pairs at H = 8.
 # On bench_exact's (200, 8) states no better plan came after the 52nd (docs/design.md §9).
-NEIGHBOURHOOD_TRIES = 56
+NEIGHBOURHOOD_TRIES = DEFAULT_NEIGHBOURHOOD_TRIES
 
 
 def server_pair_search(
