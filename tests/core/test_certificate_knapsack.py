@@ -47,12 +47,39 @@ def test_a_grid_too_fine_for_the_dp_is_searched(seed: int, n: int, nodes: int) -
     values = rng.normal(1.0, 1.0, size=n).tolist()
     capacity = float(rng.uniform(1e9, 8e9))
     exact = _brute_force([math.floor(w) for w in weights], values, math.floor(capacity))
-    old = certificate.CHECK_NODES
-    certificate.CHECK_NODES = nodes
+    old = certificate.CHECK_NODES, certificate.FIRST_NODES
+    certificate.CHECK_NODES = certificate.FIRST_NODES = nodes
     try:
-        value = _most(weights, values, capacity, 1.0, 0)
+        units = [certificate._units(w, 1.0) for w in weights]
+        value = _most(units, values, certificate._capacity_units(capacity, 1.0))
     finally:
-        certificate.CHECK_NODES = old
+        certificate.CHECK_NODES, certificate.FIRST_NODES = old
     if nodes > 1:
         assert math.isclose(value, exact, rel_tol=1e-12, abs_tol=1e-12)
     assert value >= exact - 1e-12
+
+
+@settings(max_examples=100)
+@given(seed=st.integers(0, 10_000), n=st.integers(0, 60))
+def test_the_first_search_and_the_dp_agree(seed: int, n: int) -> None:
+    """On a grid the DP can table, ``_most`` tries the branch and bound first: the same
+    value as the DP alone (``FIRST_NODES`` = 0), to the last bits of a float sum (the two
+    add in other orders), and with the search cut short at 3 nodes."""
+    rng = np.random.default_rng(seed)
+    units = rng.integers(0, 3_000, size=n).tolist()
+    values = rng.normal(0.3, 1.0, size=n).tolist()
+    cells = int(rng.integers(0, 30_000))
+    old = certificate.FIRST_NODES
+    try:
+        certificate.FIRST_NODES = 0
+        by_dp = _most(units, values, cells)
+        certificate.FIRST_NODES = old
+        first = _most(units, values, cells)
+        certificate.FIRST_NODES = 3
+        cut_short = _most(units, values, cells)
+    finally:
+        certificate.FIRST_NODES = old
+    assert math.isclose(first, by_dp, rel_tol=1e-12, abs_tol=1e-12)
+    assert math.isclose(cut_short, by_dp, rel_tol=1e-12, abs_tol=1e-12)
+    if n <= 10:
+        assert math.isclose(by_dp, _brute_force(units, values, cells), abs_tol=1e-12)

@@ -13,7 +13,7 @@ import pytest
 from bruteforce import close, plans_serving
 from engine_method import as_json, engine, tiny_tie_breaks
 
-from dtasm_opt.core import simulator
+from dtasm_opt.core import certificate, simulator
 from dtasm_opt.core.certificate import tree_bound
 from dtasm_opt.core.generator import Scenario
 from dtasm_opt.core.instance import Instance
@@ -125,6 +125,38 @@ def test_zeroed_tree_multipliers_prove_nothing(one_short: Instance, by_tree) -> 
     mig["tree_multipliers"] = [[0.0] * one_short.n_users for _ in mig["tree_multipliers"]]
     problems = verify(one_short, doc)
     assert any("give only" in p for p in problems), problems
+
+
+def test_shared_knapsacks_change_no_bound(one_short: Instance, by_tree, monkeypatch) -> None:
+    """verify solves each distinct knapsack of a tree once: the least bound over the leaves
+    is the one that solving every leaf's knapsacks afresh gives, and the tree does share."""
+    doc = as_json(by_tree)
+    cert = doc["info"]["certificate"]
+    part = cert["migrations"]
+    grid = float(part.get("grid_hz", cert["grid_hz"]))
+    served = simulator.apply(one_short, by_tree.action).final_server != one_short.cloud
+    solved: list[tuple] = []
+    most = certificate._most
+
+    def counted(units: list[int], values: list[float], cells: int) -> float:
+        solved.append((tuple(units), tuple(values), cells))
+        return most(units, values, cells)
+
+    monkeypatch.setattr(certificate, "_most", counted)
+    shared, problems = tree_bound(one_short, part, grid, served)
+    assert problems == []
+    n_shared = len(solved)
+    monkeypatch.setattr(
+        certificate._Knapsacks,
+        "most",
+        lambda self, h, users, values, used: counted(
+            self.units[users, h].tolist(), values.tolist(), self.cells[h] - used
+        ),
+    )
+    fresh, problems = tree_bound(one_short, part, grid, served)
+    assert problems == [] and fresh == shared
+    leaves = sum("multipliers" in node for node in part["tree"])
+    assert n_shared == len(set(solved)) < leaves * one_short.n_servers == len(solved) - n_shared
 
 
 def _fewest_migrations(problem, served: np.ndarray) -> float:
