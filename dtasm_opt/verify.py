@@ -33,10 +33,14 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     inst = read_instance(args.instance)
     doc = read_json(args.solution)
+    bar = cli.progress_bar(args, "nodes")  # a certificate's tree: a minute at thousands
     try:
-        problems = verify(inst, doc, args.rtol)
+        problems = verify(inst, doc, args.rtol, bar)
     except InputError as exc:
         raise InputError(f"{args.solution}: {exc}") from None
+    finally:
+        if bar is not None:
+            bar.close()
     for line in problems:
         print(line)
     if problems:

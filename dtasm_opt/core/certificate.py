@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Callable
 from fractions import Fraction
 from typing import TypeGuard
 
@@ -41,6 +42,9 @@ CHECK_NODES = 2_000_000
 FIRST_NODES = 20_000  # the branch and bound tried first on every grid (then the DP)
 FALLBACK_CELLS = 200_000
 INTEGER_SLACK = 1e-6  # a migrations bound this close above an integer proves that integer
+PROGRESS_NODES = 500  # a tree's check reports its progress this often
+
+Progress = Callable[[int, int], None]  # (done, total)
 
 
 def admissible(inst: Instance) -> tuple[np.ndarray, np.ndarray]:
@@ -83,8 +87,8 @@ class _Knapsacks:
     weights floored to the grid once (exact rationals, the costly part), and the value of
     each knapsack already solved. A tree's leaves share most of theirs: siblings closed at
     their parent's multipliers differ only in the ESs their placed user can take, so the
-    other ESs' knapsacks are the same problem, solved once (a 650-node tree: 4,536 knapsacks,
-    1,708 distinct)."""
+    other ESs' knapsacks are the same problem, solved once (a tree of 155 nodes and 567
+    leaves: 4,536 knapsacks, 1,708 distinct)."""
 
     def __init__(self, inst: Instance, grid: float) -> None:
         self.ok, self.required = admissible(inst)
@@ -210,9 +214,15 @@ def _branch_and_bound(
 
 
 def check(
-    inst: Instance, doc: dict, final: np.ndarray, cloud_load: float, migrated: int
+    inst: Instance,
+    doc: dict,
+    final: np.ndarray,
+    cloud_load: float,
+    migrated: int,
+    progress: Progress | None = None,
 ) -> list[str]:
-    """Problems with ``doc["info"]["certificate"]`` (none when there is no certificate)."""
+    """Problems with ``doc["info"]["certificate"]`` (none when there is no certificate);
+    ``progress(read, nodes)`` follows a tree's check (:func:`tree_bound`)."""
     info = doc.get("info")
     cert = info.get("certificate") if isinstance(info, dict) else None
     if cert is None:
@@ -253,7 +263,7 @@ def check(
             problems.append(f"{where}.{stage}.grid_hz: {own!r} is not a positive number")
             continue
         if stage == "migrations" and "tree" in part:
-            bound, tree_problems = tree_bound(inst, part, float(own), served)
+            bound, tree_problems = tree_bound(inst, part, float(own), served, progress)
             if tree_problems:
                 problems += [f"{where}.{stage}.{p}" for p in tree_problems]
                 continue
@@ -277,7 +287,11 @@ def check(
 
 
 def tree_bound(
-    inst: Instance, part: dict, grid: float, served: np.ndarray
+    inst: Instance,
+    part: dict,
+    grid: float,
+    served: np.ndarray,
+    progress: Progress | None = None,
 ) -> tuple[float, list[str]]:
     """(The least bound over a tree certificate's leaves, problems). ``part["tree"]`` lists the
     tree's nodes in preorder (flat, so no file nests as deep as the tree): a branch
@@ -285,7 +299,9 @@ def tree_bound(
     ES that admits u, in that order: together they cover every plan of the node) is followed
     by its children's subtrees; a leaf is ``{"multipliers": i}`` (its bound recomputed at
     ``part["tree_multipliers"][i]`` with the path's users placed) or ``{"infeasible": true}``
-    (the path's users alone overfill an ES, by the simulator's test fsum > capacity)."""
+    (the path's users alone overfill an ES, by the simulator's test fsum > capacity).
+    ``progress(read, nodes)`` is called every ``PROGRESS_NODES`` nodes and at the end: a
+    tree of thousands of nodes takes a minute."""
     table, tree = part.get("tree_multipliers"), part.get("tree")
     if not isinstance(table, list) or not all(
         isinstance(m, list)
@@ -309,6 +325,8 @@ def tree_bound(
             break
         node, where = tree[pos], f"tree[{pos}]"
         pos += 1
+        if progress is not None and pos % PROGRESS_NODES == 0:
+            progress(pos, len(tree))
         if not isinstance(node, dict):
             problems.append(f"{where}: expected an object")
         elif "user" in node:
@@ -340,6 +358,8 @@ def tree_bound(
             problems.append(f"{where}: expected a branch, an infeasible leaf or multipliers")
     if not problems and pos != len(tree):
         problems.append(f"tree: {len(tree) - pos} nodes after the last subtree")
+    if progress is not None:
+        progress(len(tree), len(tree))
     return least, problems
 
 

@@ -60,8 +60,14 @@ def check_placement(inst: Instance, final: np.ndarray) -> list[str]:
     return problems
 
 
-def verify(inst: Instance, doc: object, rtol: float = 1e-9) -> list[str]:
-    """Every problem found with the solution ``doc`` (a parsed dtasm-solution/1 JSON)."""
+def verify(
+    inst: Instance,
+    doc: object,
+    rtol: float = 1e-9,
+    progress: certificate.Progress | None = None,
+) -> list[str]:
+    """Every problem found with the solution ``doc`` (a parsed dtasm-solution/1 JSON);
+    ``progress(read, nodes)`` follows the check of a certificate's tree."""
     if not isinstance(doc, dict):
         raise InputError("solution: expected a JSON object")
     if doc.get("format") != SOLUTION_FORMAT:
@@ -100,7 +106,7 @@ def verify(inst: Instance, doc: object, rtol: float = 1e-9) -> list[str]:
         elif bound > load * (1 + rtol) + 1e-6:
             problems.append(f"bound_bytes: {bound!r} exceeds the solution's cloud load {load!r}")
     migrated = int(np.count_nonzero(final != inst.users.server))
-    problems += certificate.check(inst, doc, final, load, migrated)
+    problems += certificate.check(inst, doc, final, load, migrated, progress)
     gap = doc.get("gap")
     if gap is not None and (not _is_number(gap) or not 0 <= gap <= 1 or not math.isfinite(gap)):
         problems.append(f"gap: {gap!r} is not a number in [0, 1] (or null)")

@@ -159,6 +159,16 @@ def test_shared_knapsacks_change_no_bound(one_short: Instance, by_tree, monkeypa
     assert n_shared == len(set(solved)) < leaves * one_short.n_servers == len(solved) - n_shared
 
 
+def test_a_tree_check_reports_its_progress(one_short: Instance, by_tree, monkeypatch) -> None:
+    """verify's progress callback follows the tree node by node to its end."""
+    monkeypatch.setattr(certificate, "PROGRESS_NODES", 2)
+    calls: list[tuple[int, int]] = []
+    assert verify(one_short, as_json(by_tree), progress=lambda *c: calls.append(c)) == []
+    nodes = len(by_tree.info["certificate"]["migrations"]["tree"])
+    assert calls[-1] == (nodes, nodes) and len(calls) == nodes // 2 + 1
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
 def _fewest_migrations(problem, served: np.ndarray) -> float:
     """Brute force over every placement of the served users on their pairs (the migrations
     stage's own feasible set): the fewest migrations of a plan that fits every ES."""
