@@ -2,8 +2,9 @@
 certificate (:mod:`.engine` runs the tie-break after it).
 
 1. Where a plan serves every user with an admissible pair (the restricted problems' search,
-   then a regret heuristic: :func:`.restricted_mip.serve_everyone`), that plan is optimal and
-   the load certificate lam[u] = -load[u] proves it; HiGHS's load stage is not run.
+   then a regret heuristic, then HiGHS on "everyone served" stopped at its first plan:
+   :func:`.restricted_mip.serve_everyone`), that plan is optimal and the load certificate
+   lam[u] = -load[u] proves it; HiGHS's load stage is not run.
 2. Otherwise HiGHS's load stage (``milp``'s stage 1), with the stage's node limit, or
    ``overloaded_nodes`` where the search proves that not everyone can be served; with 0 it
    is not run there, and the knapsack plans at the LP duals (:mod:`.load_plans`) stand in
@@ -57,6 +58,11 @@ CLIMB_ROUNDS = 150
 # one at all, it finds it without backtracking (200 nodes at U = 200), and at 1,000 a
 # miss costs at most 0.4 ms (the regret heuristic then tries, about 0.35 ms).
 EVERYONE_NODES = 1_000
+# Where the search and the regret heuristic both miss, HiGHS's nodes on "everyone served"
+# (stopped at its first plan): at (200, 8) 4 in 30 states, where HiGHS's load stage at 20
+# nodes (the studies' limit) left a user in the cloud that every plan could serve, or proved
+# nothing; most are settled at its root (docs/design.md §9).
+EVERYONE_MIP_NODES = 1_000
 
 
 @dataclass(frozen=True)
@@ -111,9 +117,17 @@ def load_stage(
     if status != "optimal" and load is not None and load["proves_optimal"]:
         status, bound_bytes, info["proof"] = "optimal", load["bound_bytes"], "certificate"
     if bounded and status != "optimal" and bound_bytes is not None:
-        if reaches(bound_bytes, problem.cloud_load_bytes(chosen)):
-            # A repaired or planned plan down to HiGHS's own bound: HiGHS's proof
+        # A repaired or planned plan down to HiGHS's own bound: HiGHS's proof. Its dual bound
+        # as HiGHS gives it (info["bound"]), before the margin for its LP tolerances that the
+        # reported bound takes off (1e-9 of the total load: 0.16 bytes at (200, 8), which
+        # left a plan 4e-5 bytes below HiGHS's bound unproven), the tolerance on which HiGHS
+        # calls its own incumbent optimal; as there, the plan's load becomes the bound.
+        value = problem.cloud_load_bytes(chosen)
+        highs = info.get("bound")
+        if reaches(bound_bytes, value):
             status, info["proof"] = "optimal", "highs"
+        elif highs is not None and reaches(highs, value):
+            status, info["proof"], bound_bytes = "optimal", "highs", value
     action = action_from_assignment(inst, p, chosen)
     return Decision(action, status, bound_bytes, info), load
 
@@ -179,7 +193,8 @@ def _load_bound(
 def _everyone_served(inst: Instance, problem: StepProblem, backend) -> tuple[Decision | None, str]:
     """Stage 1 without HiGHS, or None: a plan placing every user with an admissible pair
     (:func:`.restricted_mip.serve_everyone`: the search, at most ``EVERYONE_NODES`` nodes,
-    then the regret heuristic; ``info["stage1"]`` says which) leaves in the
+    then the regret heuristic, then HiGHS within ``EVERYONE_MIP_NODES``; ``info["stage1"]``
+    says which) leaves in the
     cloud only what no ES can take, so it is optimal, and its load certificate (decide)
     proves it. The backend is built all the same, for the tie-break's HiGHS stages. HiGHS's
     load stage takes 12-16 ms at (200, 8), the search 0.2-0.4 ms (docs/design.md §9). With
@@ -188,7 +203,7 @@ def _everyone_served(inst: Instance, problem: StepProblem, backend) -> tuple[Dec
     p = problem.pairs
     if p.n_pairs == 0:
         return None, "none"
-    x, how = serve_everyone(problem, EVERYONE_NODES)
+    x, how = serve_everyone(problem, EVERYONE_NODES, EVERYONE_MIP_NODES)
     if x is None:
         return None, how
     info = _stage1_info(problem, backend, x, t0, how, "optimal")  # how: "search" or "regret"

@@ -330,7 +330,7 @@ def test_a_plan_repaired_after_highs_stops_is_proven(monkeypatch) -> None:
         dropped.append(user)
         return replace(decision, action=action, status="work_limit")
 
-    monkeypatch.setattr(load_stage_module, "serve_everyone", lambda p, n: (None, "overloaded"))
+    monkeypatch.setattr(load_stage_module, "serve_everyone", lambda p, n, m: (None, "overloaded"))
     monkeypatch.setattr(load_stage_module, "solve_step", stopped_early)
     proofs = []
     for seed in (0, 1, 2):
@@ -346,6 +346,24 @@ def test_a_plan_repaired_after_highs_stops_is_proven(monkeypatch) -> None:
         if sol.info["proof"] == "certificate":
             assert sol.info["certificate"]["load"]["proves_optimal"] is True
     assert sorted(proofs) == ["certificate", "certificate", "highs"], proofs
+
+
+def test_a_plan_at_highs_own_bound_is_proven_within_its_tolerance() -> None:
+    """An overloaded (200, 8) state where HiGHS stops at 20 nodes with a worse plan and the
+    load stage's plans reach its dual bound to 4e-5 bytes: below the reported bound's margin
+    for HiGHS's tolerances (1e-9 of the total load), so proven by HiGHS's own bound, as HiGHS
+    proves its own incumbents; the bound reported is then the plan's load, and verify agrees."""
+    stream = generate_stream(Scenario(users=200, servers=8), 3, steps=40)
+    inst = stream.instance(32, stream.instance(0, None).users.server)
+    sol = judge(engine(node_limit=20, second_stage="none"), inst)
+    info = sol.info
+    assert info["termination"] == "work_limit" and info["objective"] > sol.cloud_load_bytes
+    assert info["bound"] >= sol.cloud_load_bytes  # HiGHS's bound, as HiGHS reports it
+    total = float(inst.users.task_bits.sum() + inst.users.result_bits.sum()) / 8
+    assert info["bound"] - 1e-9 * total < sol.cloud_load_bytes  # the margin: not enough
+    assert sol.status == "optimal" and info["proof"] == "highs"
+    assert sol.bound_bytes == sol.cloud_load_bytes and sol.gap == 0.0
+    assert verify(inst, as_json(sol)) == []
 
 
 def _proven_like_highs(inst, sol):

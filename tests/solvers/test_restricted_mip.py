@@ -120,17 +120,17 @@ def test_search_equals_highs_on_random_restricted_problems(monkeypatch) -> None:
         assert plan is not None and dual.value(plan) == _fewest(problem, dual)
 
 
-def test_serve_everyone_finds_a_plan_exactly_where_one_exists() -> None:
-    """The engine's stage 1 without HiGHS: on tiny instances of both families, with nodes
-    enough to finish, a plan comes back exactly where brute force finds one that places every
-    user with an admissible pair, and it fits and places each of them once."""
+def _plans_exactly_where_one_exists(decide, found_as: str) -> None:
+    """``decide(problem)`` -> (plan, how) on tiny instances of both families: a plan exactly
+    where brute force finds one that places every user with an admissible pair (found
+    ``found_as``), fitting and placing each of them once; "overloaded" where there is none."""
     from bruteforce import everyone_cases
 
     found = none = 0
     for problem, has_pair, exists in everyone_cases(150):
-        plan, how = rm.serve_everyone(problem, 10**6)
+        plan, how = decide(problem)
         assert (plan is not None) == exists
-        assert how == ("search" if exists else "overloaded")
+        assert how == (found_as if exists else "overloaded")
         if plan is None:
             none += 1
             continue
@@ -139,3 +139,20 @@ def test_serve_everyone_finds_a_plan_exactly_where_one_exists() -> None:
         served = np.bincount(problem.pairs.user[plan], minlength=problem.n_users)
         assert np.array_equal(served, has_pair.astype(int))
     assert found > 50 and none > 20, (found, none)
+
+
+def test_serve_everyone_finds_a_plan_exactly_where_one_exists() -> None:
+    """The engine's stage 1 without HiGHS, with search nodes enough to finish."""
+    _plans_exactly_where_one_exists(lambda problem: rm.serve_everyone(problem, 10**6), "search")
+
+
+def test_where_search_and_regret_miss_highs_decides(monkeypatch) -> None:
+    """With the search cut at once and the regret heuristic missing, HiGHS's first plan on
+    "everyone served" decides, found as "mip"; with no HiGHS nodes nothing is decided."""
+    monkeypatch.setattr(rm, "regret_plan", lambda problem: None)
+
+    def decide(problem):
+        assert rm.serve_everyone(problem, 0) == (None, "missed")
+        return rm.serve_everyone(problem, 0, 10**6)
+
+    _plans_exactly_where_one_exists(decide, "mip")
