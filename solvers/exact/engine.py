@@ -82,7 +82,7 @@ from dtasm_opt.solvers.exact.lagrangian import (
     lp_multipliers,
     migrations_dual,
 )
-from dtasm_opt.solvers.exact.lagrangian_tree import branch_and_bound
+from dtasm_opt.solvers.exact.lagrangian_tree import branch_and_bound, compact_multipliers
 from dtasm_opt.solvers.exact.load_plans import LOAD_PLAN_TRIES
 from dtasm_opt.solvers.exact.load_stage import LOAD_ROUNDS, LoadBudget, load_stage
 from dtasm_opt.solvers.exact.milp import MilpGreedy, backend_class, make_milp
@@ -354,7 +354,7 @@ class LagrangianEngine:
                 "bound": tree.bound,
                 "proves_optimal": True,
                 "tree": tree.tree,
-                "tree_multipliers": tree.multipliers,
+                "tree_multipliers": compact_multipliers(tree.multipliers),
             }
         return chosen, {
             "multipliers": lam.tolist(),

@@ -43,6 +43,9 @@ from dtasm_opt.solvers.exact.lagrangian import INTEGER_SLACK, StageDual, ascend
 # 1,432).
 NODE_ROUNDS = 40
 NODE_PATIENCE = 8
+# A certificate writes each node's multipliers as their changes from the closest of this many
+# entries before it (compact_multipliers).
+COMPACT_WINDOW = 64
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,31 @@ def _force(dual: StageDual, k: int) -> StageDual:
         rows=rows,
         forced=(*dual.forced, int(dual.pair_ids[k])),
     )
+
+
+def compact_multipliers(table: list[list[float]]) -> list:
+    """``table`` as a certificate writes it (``verify`` reads it back, bit for bit): each
+    entry as the users whose multipliers differ from the earlier entry (of the
+    ``COMPACT_WINDOW`` before it) that it differs from least, with their values, where that
+    is under half of them; else in full. A child climbs from its parent's multipliers, and
+    most change few: step 14's tree of 3,865 lists of 200 (12 MB in full)
+    changes 1 entry of 200 from its closest at the median, 16 on average."""
+    rows = np.asarray(table, dtype=np.float64).reshape(len(table), -1)
+    out: list = []
+    for i, row in enumerate(rows):
+        lo = max(0, i - COMPACT_WINDOW)
+        if i > lo:
+            differ = rows[lo:i] != row
+            counts = differ.sum(axis=1)
+            k = int(np.argmin(counts))
+            if 2 * counts[k] < row.size:
+                changed = np.flatnonzero(differ[k])
+                out.append(
+                    {"base": lo + k, "users": changed.tolist(), "values": row[changed].tolist()}
+                )
+                continue
+        out.append(table[i])
+    return out
 
 
 def branch_and_bound(

@@ -6,22 +6,25 @@ it closes at the brute-force optimum from a weak start, its tree is a certificat
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import numpy as np
 import pytest
 from bruteforce import close, plans_serving
 from engine_method import as_json, engine, tiny_tie_breaks
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dtasm_opt.core import certificate, simulator
-from dtasm_opt.core.certificate import tree_bound
+from dtasm_opt.core.certificate import tree_bound, tree_multipliers
 from dtasm_opt.core.generator import Scenario
 from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.solution import judge
 from dtasm_opt.core.verify import verify
 from dtasm_opt.experiments.states import rollout_state
 from dtasm_opt.solvers.exact.highs_direct import solve_direct
-from dtasm_opt.solvers.exact.lagrangian_tree import branch_and_bound
+from dtasm_opt.solvers.exact.lagrangian_tree import branch_and_bound, compact_multipliers
 from dtasm_opt.solvers.exact.milp_driver import SolveOptions
 
 
@@ -167,6 +170,59 @@ def test_a_tree_check_reports_its_progress(one_short: Instance, by_tree, monkeyp
     nodes = len(by_tree.info["certificate"]["migrations"]["tree"])
     assert calls[-1] == (nodes, nodes) and len(calls) == nodes // 2 + 1
     assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+@settings(max_examples=60)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 40), users=st.integers(1, 12))
+def test_compact_multipliers_read_back_bit_for_bit(seed: int, n: int, users: int) -> None:
+    """A table whose rows copy earlier rows with a few changes (as a tree's climbs do) is
+    written as changes where they are few, and reads back exactly."""
+    rng = np.random.default_rng(seed)
+    table: list[list[float]] = []
+    for i in range(n):
+        row = np.asarray(table[int(rng.integers(i))]) if i and rng.random() < 0.8 else None
+        if row is None:
+            row = rng.normal(size=users)
+        else:
+            row = row.copy()
+            row[rng.integers(users, size=int(rng.integers(0, 3)))] = rng.normal()
+        table.append(row.tolist())
+    written = json.loads(json.dumps(compact_multipliers(table)))
+    read, problems = tree_multipliers(written, users)
+    assert problems == [] and len(read) == n
+    assert all(np.array_equal(a, b) for a, b in zip(read, np.asarray(table), strict=True))
+    for entry, row in zip(written, table, strict=True):
+        if isinstance(entry, dict):
+            assert entry["base"] < len(table) and 2 * len(entry["users"]) < users
+        else:
+            assert entry == row
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"base": 1, "users": [0], "values": [1.0]}, "earlier entry"),  # itself
+        ({"base": 5, "users": [0], "values": [1.0]}, "earlier entry"),  # a later one
+        ({"base": True, "users": [0], "values": [1.0]}, "earlier entry"),
+        ({"base": 0, "users": [0, 0], "values": [1.0, 2.0]}, "distinct users"),
+        ({"base": 0, "users": [3], "values": [1.0]}, "distinct users"),  # beyond U = 3
+        ({"base": 0, "users": [0, 1], "values": [1.0]}, "distinct users"),
+        ({"base": 0, "users": [0], "values": [math.inf]}, "distinct users"),
+        ([1.0, 2.0], "3 finite numbers"),
+        ("0", "earlier entry"),
+    ],
+)
+def test_a_bad_compact_entry_is_named(entry, message: str) -> None:
+    lams, problems = tree_multipliers([[0.0, 1.0, 2.0], entry], 3)
+    assert lams == [] and len(problems) == 1
+    assert problems[0].startswith("tree_multipliers[1]") and message in problems[0]
+
+
+def test_the_engine_writes_its_tree_compact(by_tree) -> None:
+    """The engine's certificate names earlier entries where a climb changed few multipliers
+    (and verify reads it: the tests above)."""
+    table = by_tree.info["certificate"]["migrations"]["tree_multipliers"]
+    assert len(table) >= 2 and any(isinstance(entry, dict) for entry in table)
 
 
 def _fewest_migrations(problem, served: np.ndarray) -> float:
