@@ -206,7 +206,7 @@ def _everyone_served(inst: Instance, problem: StepProblem, backend) -> tuple[Dec
     x, how = serve_everyone(problem, EVERYONE_NODES, EVERYONE_MIP_NODES)
     if x is None:
         return None, how
-    info = _stage1_info(problem, backend, x, t0, how, "optimal")  # how: "search" or "regret"
+    info = _stage1_info(problem, backend, x, t0, how, "optimal")  # how: "search", "regret" or "mip"
     load = info["objective"]
     info.update(bound=load, proof="certificate", gap=0.0)  # the load certificate, not HiGHS
     return Decision(action_from_assignment(inst, p, x), "optimal", load, info), how
