@@ -240,7 +240,9 @@ def compact_multipliers(table: list[list[float]]) -> list:
     is under half of them; else in full. A child climbs from its parent's multipliers, and
     most change few: step 14's tree of 3,865 lists of 200 (12 MB in full)
     changes 1 entry of 200 from its closest at the median, 16 on average."""
-    rows = np.asarray(table, dtype=np.float64).reshape(len(table), -1)
+    if not table:
+        return []
+    rows = np.asarray(table, dtype=np.float64)
     out: list = []
     for i, row in enumerate(rows):
         lo = max(0, i - COMPACT_WINDOW)

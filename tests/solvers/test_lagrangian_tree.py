@@ -196,6 +196,7 @@ def test_compact_multipliers_read_back_bit_for_bit(seed: int, n: int, users: int
             assert entry["base"] < len(table) and 2 * len(entry["users"]) < users
         else:
             assert entry == row
+    assert compact_multipliers([]) == [] and tree_multipliers([], users) == ([], [])
 
 
 @pytest.mark.parametrize(
