@@ -39,7 +39,7 @@ MAX_GRID_CELLS = 10_000_000  # per ES: a finer grid would make the DP slow, not 
 # branch and bound, exact on the grid's integers, within this many nodes each; beyond that by
 # the DP on a grid coarsened to FALLBACK_CELLS cells (a valid, looser bound).
 CHECK_NODES = 2_000_000
-FIRST_NODES = 20_000  # the branch and bound tried first on every grid (then the DP)
+FIRST_NODES = 20_000  # the branch and bound's nodes on a grid the DP can table (then the DP)
 FALLBACK_CELLS = 200_000
 INTEGER_SLACK = 1e-6  # a migrations bound this close above an integer proves that integer
 PROGRESS_NODES = 500  # a tree's check reports its progress this often
@@ -157,17 +157,14 @@ def _most(units: list[int], values: list[float], cells: int) -> float:
     """An upper bound on KP, the best value of a subset of items (weights in grid units)
     that fits ``cells`` units. Exact on the grid's integers by a branch and bound within
     ``FIRST_NODES`` nodes (most of a tree's knapsacks take a few thousand; five times faster
-    than the DP there), else the DP where the grid has at most ``MAX_GRID_CELLS`` cells, else
-    the branch and bound within ``CHECK_NODES``; where that too stops, the DP on a grid
-    coarse enough for ``FALLBACK_CELLS`` cells (a larger value: a bound that may miss the
-    claim)."""
-    best = _branch_and_bound(units, values, cells, FIRST_NODES)
+    than the DP there), or ``CHECK_NODES`` where the grid has more than ``MAX_GRID_CELLS``
+    cells; where it stops, the DP, on a grid coarse enough for ``FALLBACK_CELLS`` cells where
+    the grid is that fine (a larger value: a bound that may miss the claim)."""
+    fine = cells > MAX_GRID_CELLS
+    best = _branch_and_bound(units, values, cells, CHECK_NODES if fine else FIRST_NODES)
     if best is not None:
         return best
-    if cells > MAX_GRID_CELLS:
-        best = _branch_and_bound(units, values, cells, CHECK_NODES)
-        if best is not None:
-            return best
+    if fine:
         # floor(floor(w / g) / f) = floor(w / (g f)), and a fitting subset's coarse units sum
         # to at most floor(cells / f): the same relaxation on the grid g f
         factor = -(-cells // FALLBACK_CELLS)

@@ -118,7 +118,7 @@ FIXED_SEARCH_NODES = 10_000
 # integers, docs/exact.md). On 12 unproven tie-breaks of fig4_training (U = 200, seed 1),
 # given 100,000 rounds, the tree proved 11 in 2,266-73,811 rounds and 95-3,893 nodes, 10 of
 # them within this budget; at 1,500 rounds and 500 nodes, the budget before, it proved none.
-# A tree of 3,893 nodes is a 12 MB certificate that verify rechecks in 4 minutes.
+# A tree of 3,893 nodes is a 2.3 MB certificate that verify rechecks in about a minute.
 TREE_ROUNDS = DEFAULT_TREE_ROUNDS
 # Column generation's knapsack rounds (:mod:`.column_generation`), from the ascent's end where
 # its bound is one or two migrations short (TREE_REACH): on bench states it reached the

@@ -116,7 +116,9 @@ def place_loose(
         dual.cost[cols], user[cols], server[cols], weight[cols], users, room, stop_at
     )
     if status == "limit":  # not settled within SEARCH_NODES: HiGHS
-        x = _solve(dual.cost[cols], user[cols], server[cols], weight[cols], users, room, node_limit)
+        _, x = _solve(
+            dual.cost[cols], user[cols], server[cols], weight[cols], users, room, node_limit
+        )
     if x is None:
         return None
     chosen[dual.pair_ids[cols[x]]] = True
@@ -164,24 +166,29 @@ def serve_everyone(
 
 def _first_plan(problem: StepProblem, node_limit: int) -> tuple[str, np.ndarray | None]:
     """HiGHS on every user with a pair placed, migrations as the cost (its first plan is a
-    fair start for the tie-break): ("found", the plan) at its first plan, ("infeasible",
-    None) where it proves there is none, ("limit", None) after ``node_limit`` nodes. Where
-    the search and the regret heuristic miss at (200, 8), HiGHS settles most of these at its
-    root (a plan in 0.2-0.4 s, or infeasible in 12 ms); one state took 2,525 nodes (25 s)."""
+    fair start for the tie-break), stopped at its first plan: :func:`_solve`'s status and
+    plan. Where the search and the regret heuristic miss at (200, 8), HiGHS settles most of
+    these at its root (a plan in 0.2-0.4 s, or infeasible in 12 ms); one state took 2,525
+    nodes (25 s)."""
     p = problem.pairs
-    users = np.unique(p.user)
-    lp = assignment_lp(
-        p.migrates.astype(np.float64), p.user, p.server, p.required_hz, users,
-        problem.model_capacity_hz, equality=True,
+    return _solve(
+        p.migrates.astype(np.float64), p.user, p.server, p.required_hz, np.unique(p.user),
+        problem.model_capacity_hz, node_limit, first=True,
     )  # fmt: skip
-    lp.integrality_ = [highspy.HighsVarType.kInteger] * p.n_pairs
+
+
+def _solve(
+    cost, user, server, weight, users, room, node_limit, first: bool = False
+) -> tuple[str, np.ndarray | None]:
+    """min cost.x, one pair per user in ``users``, each ES within ``room``, within
+    ``node_limit`` nodes; with ``first``, stopped at its first plan (the question is whether
+    one exists). ("found", the plan), ("infeasible", None) where HiGHS proves there is none,
+    or ("limit", None)."""
+    lp = assignment_lp(cost, user, server, weight, users, room, equality=True)
+    lp.integrality_ = [highspy.HighsVarType.kInteger] * cost.size
     h = quiet_highs()
-    for key, val in (
-        ("threads", 1),
-        ("random_seed", 0),
-        ("mip_max_nodes", int(node_limit)),
-        ("mip_max_improving_sols", 1),  # the question is whether a plan exists
-    ):
+    stop = ("mip_max_improving_sols", 1) if first else ("mip_rel_gap", 0.0)
+    for key, val in (("threads", 1), ("random_seed", 0), stop, ("mip_max_nodes", int(node_limit))):
         h.setOptionValue(key, val)
     h.passModel(lp)
     h.run()
@@ -190,25 +197,6 @@ def _first_plan(problem: StepProblem, node_limit: int) -> tuple[str, np.ndarray 
     if h.getInfo().primal_solution_status != 2:  # kSolutionStatusFeasible
         return "limit", None
     return "found", np.asarray(h.getSolution().col_value) > 0.5
-
-
-def _solve(cost, user, server, weight, users, room, node_limit) -> np.ndarray | None:
-    """min cost.x, one pair per user in ``users``, each ES within ``room``."""
-    lp = assignment_lp(cost, user, server, weight, users, room, equality=True)
-    lp.integrality_ = [highspy.HighsVarType.kInteger] * cost.size
-    h = quiet_highs()
-    for key, val in (
-        ("threads", 1),
-        ("random_seed", 0),
-        ("mip_rel_gap", 0.0),
-        ("mip_max_nodes", int(node_limit)),
-    ):
-        h.setOptionValue(key, val)
-    h.passModel(lp)
-    h.run()
-    if h.getInfo().primal_solution_status != 2:  # kSolutionStatusFeasible
-        return None
-    return np.asarray(h.getSolution().col_value) > 0.5
 
 
 def _search(
