@@ -153,7 +153,7 @@ def run_cell(
     """The rows of ``cell``, each with the study, seed and sweep columns; a rollout cell
     saves its progress to ``partial`` and resumes from it (the module's docstring)."""
     m = spec.method(cell.method)
-    stream_steps = 1 if spec.kind == "solve" else spec.stream_steps or spec.steps
+    stream_steps = 1 if spec.kind == "solve" else spec.stream_steps_of()
     stream = generate_stream(scenario_of(spec, cell), cell.seed, steps=stream_steps)
     kind = role(m)
     if spec.kind == "solve":

@@ -31,6 +31,7 @@ so the final file does not depend on the backend or on the order cells finished 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -52,9 +53,12 @@ from dtasm_opt.core.locks import OutputLock
 from dtasm_opt.errors import InputError
 from dtasm_opt.studies.backends import local_cells, ray_cells
 from dtasm_opt.studies.cells import check_spec, columns, expected_rows
-from dtasm_opt.studies.spec import Cell, Spec, parse, shrink
+from dtasm_opt.studies.spec import Cell, Spec, format_value, parse, shrink
 
 BACKENDS = ("local", "ray")
+# Column groups that a policy's rows leave empty: another study's rows of the same rollout may
+# lack them (a study without a trainer or a bound has no such columns).
+OPTIONAL_EMPTY = frozenset(records.TRAINING_COLUMNS + records.WINDOW_COLUMNS)
 PACKAGES = (
     "dtasm-opt",
     "numpy",
@@ -191,36 +195,89 @@ class StudyDir:
             if key in self.done:  # killed between the commit and the partial file's removal
                 (self.parts / partial_file(self.spec, cell)).unlink(missing_ok=True)
 
-    def adopt(self, old: Path) -> int:
+    def adopt(self, old: Path) -> tuple[int, int]:
         """Copy into this folder every pending cell that the study folder ``old`` completed
         with the same cell fingerprint (:meth:`Spec.cell_fingerprint`): what an edit of one
-        method's table leaves unchanged is not recomputed. Returns the cells adopted."""
+        method's table leaves unchanged is not recomputed. A cell that finds none there takes
+        the first steps of a completed cell of ``old`` with the same run identity
+        (:meth:`Spec.run_identity`: an exact policy's rollout, in this study or another) that
+        ran at least as many steps over the same stream. Returns (cells copied whole, cells
+        taken as first steps)."""
         old_spec = _spec_of_folder(old)
         old_done = _ledger_entries(old / "cells.jsonl")
         old_cells = {c.key(old_spec.axis): c for c in old_spec.cells()}
-        adopted = 0
+        longer = {
+            ident: c
+            for c in old_spec.cells()
+            if c.key(old_spec.axis) in old_done and (ident := old_spec.run_identity(c))
+        }
+        whole = prefix = 0
         for cell in self.pending():
             key = cell.key(self.spec.axis)
             twin = old_cells.get(key)
-            if twin is None or key not in old_done:
+            if twin is not None and key in old_done:
+                if old_spec.cell_fingerprint(twin) == self.spec.cell_fingerprint(cell):
+                    data = self._whole(old / "parts" / cell_file(old_spec, twin))
+                    if data is not None:
+                        path = self.parts / cell_file(self.spec, cell)
+                        _write_synced(path, data)
+                        # The row count is checked; the ledger line keeps the time of the run
+                        # that computed the cell and names the folder it came from.
+                        wall_s = old_done[key].get("wall_s")
+                        self._append(cell, path, wall_s, {"adopted_from": str(old)})
+                        whole += 1
+                        continue
+            ident = self.spec.run_identity(cell)
+            source = longer.get(ident) if ident else None
+            if source is None:
                 continue
-            if old_spec.cell_fingerprint(twin) != self.spec.cell_fingerprint(cell):
+            data = self._first_steps(old_spec, old / "parts" / cell_file(old_spec, source), cell)
+            if data is None:
                 continue
-            data = (old / "parts" / cell_file(old_spec, twin)).read_bytes()
-            if not data.startswith(self.header):
-                # The one header change a cell survives: stage2_columns switched on, for a
-                # method whose rows leave them empty (its fingerprint is unchanged).
-                padded = records.add_empty_columns(data, self.columns, records.STAGE2_COLUMNS)
-                if padded is None:
-                    continue  # other columns (another version's rows): recompute
-                data = padded
             path = self.parts / cell_file(self.spec, cell)
             _write_synced(path, data)
-            # The row count is checked; the ledger line keeps the time of the run that
-            # computed the cell and names the folder it came from.
-            self._append(cell, path, old_done[key].get("wall_s"), {"adopted_from": str(old)})
-            adopted += 1
-        return adopted
+            # No wall time: the run that computed these steps also ran others.
+            origin = {"adopted_from": str(old), "adopted_cell": source.key(old_spec.axis)}
+            self._append(cell, path, None, origin)
+            prefix += 1
+        return whole, prefix
+
+    def _whole(self, part: Path) -> bytes | None:
+        """A part file of the same cell fingerprint, as this study writes it (None: its
+        columns differ in another way, and the cell is recomputed)."""
+        data = part.read_bytes()
+        if data.startswith(self.header):
+            return data
+        # The one header change a cell survives: stage2_columns switched on, for a method
+        # whose rows leave them empty (its fingerprint is unchanged).
+        return records.add_empty_columns(data, self.columns, records.STAGE2_COLUMNS)
+
+    def _first_steps(self, old_spec: Spec, part: Path, cell: Cell) -> bytes | None:
+        """``cell``'s rows made from the first steps of another study's cell of the same run
+        identity (its part file ``part``); None where they cannot be: the other cell is
+        shorter, its stream differs within these steps, or its rows fill a column this study
+        does not have."""
+        steps = expected_rows(self.spec, cell)
+        ours, theirs = self.spec.stream_steps_of(), old_spec.stream_steps_of()
+        if ours != theirs and steps > min(ours, theirs):
+            return None  # the two streams start again at different steps
+        with open(part, encoding="utf-8", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        if len(rows) < steps or [r.get("step") for r in rows[:steps]] != [
+            str(t) for t in range(steps)
+        ]:
+            return None
+        head = {"study": self.spec.name, "seed": str(cell.seed)}
+        if self.spec.axis:
+            head[self.spec.axis] = format_value(cell.value)
+        fill = set(self.columns) - set(head)
+        dropped = set(rows[0]) - fill - {"study", "seed", old_spec.axis}
+        if any(r[c] for r in rows[:steps] for c in dropped):
+            return None  # a value this study has no column for
+        if any(c not in rows[0] and c not in OPTIONAL_EMPTY for c in fill):
+            return None  # a column this study's rows of the method would fill
+        out = [{**{c: r.get(c) or None for c in fill}, **head} for r in rows[:steps]]
+        return _csv_text(self.columns, out, header=True).encode()
 
     def pending(self) -> list[Cell]:
         return [c for c in self.cells if c.key(self.spec.axis) not in self.done]
@@ -340,8 +397,10 @@ def run_locked(
     sd = StudyDir(spec, out)
     sd.open(backend, workers)
     for old in reuse:
-        adopted = sd.adopt(Path(old))
-        log(f"{spec.name}: {adopted} unchanged cells taken from {old}")
+        whole, prefix = sd.adopt(Path(old))
+        log(f"{spec.name}: {whole} unchanged cells taken from {old}")
+        if prefix:
+            log(f"{spec.name}: {prefix} cells taken from the first steps of {old}'s cells")
     pending = sd.pending()
     total, skipped = len(sd.cells), len(sd.cells) - len(pending)
     if skipped:

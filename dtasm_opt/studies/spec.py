@@ -186,6 +186,31 @@ class Spec:
         doc["cell"] = cell.key(self.axis)
         return _digest(doc)
 
+    def run_identity(self, cell: Cell) -> str | None:
+        """A digest of what the first steps of ``cell``'s rollout depend on, whatever study
+        it belongs to: its scenario with the sweep value applied, its seed, its method's name,
+        label and options (all but the step count) and the per-step settings. Two cells with
+        the same identity give the same rows for the steps both ran (``study --reuse`` takes
+        the first steps of a longer cell, or of another study's). Only exact policies have
+        one: they decide each step from its state alone, so a step's row cannot depend on how
+        many steps follow it; None for every other cell."""
+        m = self.method(cell.method)
+        if self.kind == "solve" or not fills_stage2(m):
+            return None
+        doc = {
+            "scenario": asdict(scenario_of(self, cell)),
+            "seed": cell.seed,
+            "method": [m.label, m.name, {k: v for k, v in m.options.items() if k != "steps"}],
+            "optimum": [self.per_step_optimum, self.optimum_time_limit_s, self.optimum_node_limit],
+            "stage2_columns": self.stage2_columns is True,
+            "discount": cell.value if self.axis == "discount" else None,
+        }
+        return _digest(doc)
+
+    def stream_steps_of(self) -> int:
+        """The length of each cell's stream (past it a rollout starts the stream again)."""
+        return self.stream_steps or self.steps
+
     def _identity(self, drop: tuple[str, ...]) -> dict:
         doc = {k: v for k, v in asdict(self).items() if k not in drop}
         for key in ADDED_LATER:  # at its default a newer field changes no row: old runs resume

@@ -394,6 +394,75 @@ def test_reuse_takes_each_cell_from_the_first_folder_that_has_it(tmp_path, capsy
     assert "4 unchanged cells taken from" in err and "8 of 8 cells already complete" in err
 
 
+LONG = """
+[study]
+name = "long"
+methods = ["milp", "nearest", "hindsight-bound"]
+seeds = [1, 2]
+steps = 8
+last = 3
+stage2_columns = true
+
+[scenario]
+users = 30
+servers = 3
+xi = 1.2
+
+[method.hindsight-bound]
+window = 4
+"""
+SHORT = (
+    TINY.replace(BASELINES, '["milp", "nearest"]')
+    .replace("last = 3\n", "last = 3\nstage2_columns = true\n")
+    .replace("users = 20", "users = 30")
+)
+
+
+def test_reuse_takes_an_exact_policys_first_steps_from_another_study(tmp_path, capsys):
+    """A swept study takes MILP-greedy's cells at xi = 1.2 from the first 5 of 8 steps of
+    another study's (no sweep, another column set: a bound's window column): rollouts that
+    decide each step from its state alone. Its other cells (xi = 0.8, and the heuristic's,
+    never taken this way) are computed; the rows equal a fresh run's."""
+    old, new, fresh = tmp_path / "old", tmp_path / "new", tmp_path / "fresh"
+    assert study.main([str(write(tmp_path, LONG, "long.toml")), "--out", str(old), "--quiet"]) == 0
+    spec = str(write(tmp_path, SHORT, "short.toml"))
+    capsys.readouterr()
+    assert study.main([spec, "--out", str(new), "--reuse", str(old)]) == 0
+    err = capsys.readouterr().err
+    assert "0 unchanged cells taken from" in err
+    assert "2 cells taken from the first steps of" in err  # milp at xi = 1.2, seeds 1 and 2
+    assert study.main([spec, "--out", str(fresh), "--quiet"]) == 0
+    assert rows_of(new / "results.csv") == rows_of(fresh / "results.csv")
+    ledger = [json.loads(line) for line in (new / "cells.jsonl").read_text().splitlines()]
+    taken = {e["key"]: e for e in ledger if "adopted_cell" in e}
+    assert set(taken) == {"milp|seed=1|xi=1.2", "milp|seed=2|xi=1.2"}
+    assert taken["milp|seed=2|xi=1.2"]["adopted_cell"] == "milp|seed=2"
+    assert all(e["adopted_from"] == str(old) and e["wall_s"] is None for e in taken.values())
+    statuses = {r["stage2_status"] for r in rows_of(new / "results.csv") if r["method"] == "milp"}
+    assert statuses == {"optimal"}  # the tie-break columns came along
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        (("steps = 8", "steps = 4"), "the other cell is shorter"),
+        (("last = 3\n", "last = 3\nstream_steps = 3\n"), "its stream starts again at step 3"),
+        (("window = 4\n", "window = 4\n[method.milp]\nnode_limit = 1\n"), "other options"),
+    ],
+)
+def test_reuse_takes_no_first_steps_that_could_differ(tmp_path, capsys, edit, why):
+    old, new = tmp_path / "old", tmp_path / "new"
+    long = LONG.replace(*edit)
+    assert long != LONG, why
+    assert study.main([str(write(tmp_path, long, "long.toml")), "--out", str(old), "--quiet"]) == 0
+    capsys.readouterr()
+    spec = str(write(tmp_path, SHORT, "short.toml"))
+    assert study.main([spec, "--out", str(new), "--reuse", str(old)]) == 0
+    err = capsys.readouterr().err
+    assert "taken from the first steps" not in err, why
+    assert "8 of 8 cells" not in err
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [(["--reuse", "missing"], "not a folder"), (["--reuse", "."], "not a study folder")],
