@@ -22,6 +22,7 @@ from dtasm_opt.core.generator import Scenario, generate_stream
 from dtasm_opt.experiments.states import rollout_state
 from dtasm_opt.models.step_problem import step_problem
 from dtasm_opt.solvers.exact.grid_knapsack import (
+    DP_CHUNK,
     DP_MAX_UNITS,
     WHOLE_HZ,
     best_subset,
@@ -68,6 +69,44 @@ def test_best_subset_equals_brute_force_on_integers(seed: int, n: int) -> None:
     assert units[chosen].sum() <= cap and math.isclose(values[chosen].sum(), value, abs_tol=1e-12)
     assert np.all(values[chosen] > 0)
     assert table.shape == (cap + 1,) and np.all(np.diff(table) >= 0)
+
+
+def _cell_by_cell(units, values, cap):
+    """best_subset's DP as the textbook loop, one cell at a time (plain Python): the table
+    and the subset it must reproduce bit for bit."""
+    take = np.flatnonzero((values > 0) & (units <= cap))
+    best = [0.0] * (cap + 1)
+    took = [[False] * (cap + 1) for _ in take]
+    for i, k in enumerate(take):
+        w, v = int(units[k]), float(values[k])
+        for c in range(cap, w - 1, -1):
+            if best[c - w] + v > best[c]:
+                best[c] = best[c - w] + v
+                took[i][c] = True
+    chosen = np.zeros(units.size, dtype=bool)
+    c = cap
+    for i in range(take.size - 1, -1, -1):
+        if took[i][c]:
+            chosen[take[i]] = True
+            c -= int(units[take[i]])
+    return np.array(best), chosen
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=SEEDS, n=st.integers(1, 12), ties=st.booleans())
+def test_chunked_dp_is_the_cell_by_cell_loop_to_the_last_bit(seed: int, n: int, ties: bool):
+    """The DP sweeps its table in vectorised chunks; it must give the very table and subset
+    of the plain loop (a changed bit could change a penalty, hence a decision): weights from
+    0 to twice a chunk, capacities over several chunks, and whole-number values whose sums
+    tie often (the loop keeps the earlier subset on a tie)."""
+    rng = np.random.default_rng(seed)
+    units = rng.integers(0, 2 * DP_CHUNK, size=n)
+    values = rng.integers(-2, 6, size=n).astype(float) if ties else rng.normal(1.0, 1.0, n)
+    cap = int(rng.integers(0, 3 * DP_CHUNK))
+    _, chosen, table = best_subset(units, values, cap)
+    want_table, want_chosen = _cell_by_cell(units, values, cap)
+    assert np.array_equal(table, want_table)  # exact: no tolerance
+    assert np.array_equal(chosen, want_chosen)
 
 
 @settings(max_examples=200)
