@@ -94,7 +94,8 @@ def _best_subset(units, values, capacity):  # pragma: no cover - compiled
         v = values[i]
         row = took[i]
         # 0-1 knapsack: cell c takes best[c - w] + v from before this item. Chunks go from the
-        # top down, so the cells a chunk reads (all below its top) are not yet rewritten.
+        # top down and each reads its candidates before it writes, so every cell it reads
+        # (w below its own) still holds its value from before this item.
         hi = capacity
         while hi >= w:
             lo = max(w, hi - DP_CHUNK + 1)
