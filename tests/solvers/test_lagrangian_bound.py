@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from dtasm_opt.core.generator import Scenario, generate_stream
 from dtasm_opt.experiments.states import rollout_state
 from dtasm_opt.models.step_problem import step_problem
+from dtasm_opt.solvers.exact import grid_knapsack
 from dtasm_opt.solvers.exact.grid_knapsack import (
     DP_CHUNK,
     DP_MAX_UNITS,
@@ -107,6 +108,20 @@ def test_chunked_dp_is_the_cell_by_cell_loop_to_the_last_bit(seed: int, n: int, 
     want_table, want_chosen = _cell_by_cell(units, values, cap)
     assert np.array_equal(table, want_table)  # exact: no tolerance
     assert np.array_equal(chosen, want_chosen)
+
+
+def test_the_dps_record_reuses_one_buffer_up_to_its_cap() -> None:
+    """Tables up to TOOK_REUSE_BYTES share the process's buffer (the test above, whose calls
+    run one after another through it, shows that nothing stale survives); a larger one gets
+    an array of its own, so the buffer never grows past the cap."""
+    small = grid_knapsack._took(10, 1_000)
+    again = grid_knapsack._took(20, 300)
+    assert small.shape == (10, 1_000) and again.shape == (20, 300)
+    assert np.shares_memory(small, again)
+    cells = grid_knapsack.TOOK_REUSE_BYTES // 4 + 1
+    large = grid_knapsack._took(4, cells)
+    assert large.shape == (4, cells) and not np.shares_memory(large, small)
+    assert grid_knapsack._took_buffer.size <= grid_knapsack.TOOK_REUSE_BYTES
 
 
 @settings(max_examples=200)
