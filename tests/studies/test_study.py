@@ -461,6 +461,11 @@ def test_reuse_takes_no_first_steps_that_could_differ(tmp_path, capsys, edit, wh
     err = capsys.readouterr().err
     assert "taken from the first steps" not in err, why
     assert "8 of 8 cells" not in err
+    ledger = [json.loads(line) for line in (new / "cells.jsonl").read_text().splitlines()]
+    assert not any("adopted_cell" in e for e in ledger), why  # every milp cell recomputed
+    assert {e["key"] for e in ledger if e["key"].startswith("milp")} == {
+        f"milp|seed={s}|xi={x}" for s in (1, 2) for x in ("0.8", "1.2")
+    }
 
 
 @pytest.mark.parametrize(
