@@ -22,6 +22,7 @@ from dtasm_opt.core.limits import (
     DEFAULT_COLUMN_ROUNDS,
     DEFAULT_NEIGHBOURHOOD_TRIES,
     DEFAULT_NODE_LIMIT,
+    DEFAULT_OPEN_LOAD_TREE_ROUNDS,
     DEFAULT_TREE_ROUNDS,
     MAX_COLUMN_ROUNDS,
     MAX_NEIGHBOURHOOD_TRIES,
@@ -182,6 +183,7 @@ def add_solver_options(p: argparse.ArgumentParser, *, time_limit_default: float 
 WORK_LIMITS = (
     "node_limit",
     "tree_rounds",
+    "open_load_tree_rounds",
     "column_rounds",
     "neighbourhood_tries",
     "overloaded_nodes",
@@ -209,6 +211,10 @@ def add_work_limit_options(p: argparse.ArgumentParser | argparse._ArgumentGroup)
               ("--tree-rounds", MAX_TREE_ROUNDS, "tree search", DEFAULT_TREE_ROUNDS),
               ("--column-rounds", MAX_COLUMN_ROUNDS, "column generation", DEFAULT_COLUMN_ROUNDS),
           )),
+        ("--open-load-tree-rounds", 0, MAX_TREE_ROUNDS, "lagrangian: the tree search's "
+         "knapsack rounds on a step whose load stage is not proven (an overloaded step, where "
+         "a proven tie-break does not prove the step), a work limit (at most --tree-rounds; "
+         f"default: {DEFAULT_OPEN_LOAD_TREE_ROUNDS})"),
         ("--neighbourhood-tries", 0, MAX_NEIGHBOURHOOD_TRIES, "lagrangian: neighbourhoods "
          "(two ESs' users re-placed) of the tie-break's search before HiGHS's stage 2 per "
          f"step, a work limit (0: no search; default: {DEFAULT_NEIGHBOURHOOD_TRIES})"),

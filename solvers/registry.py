@@ -38,6 +38,7 @@ MILP_SETTINGS = (*EXACT_SETTINGS, "backend", "node_limit")
 LAGRANGIAN_SETTINGS = (
     *MILP_SETTINGS,
     "tree_rounds",
+    "open_load_tree_rounds",
     "column_rounds",
     "neighbourhood_tries",
     "overloaded_nodes",

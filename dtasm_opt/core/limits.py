@@ -29,7 +29,8 @@ MAX_NEIGHBOURHOOD_TRIES = 10**8  # the engine's neighbourhood search: the same s
 # engine's modules say why each has its value (solvers/exact/engine.py,
 # server_neighbourhoods.py).
 DEFAULT_NODE_LIMIT = 2_000  # HiGHS nodes per stage
-DEFAULT_TREE_ROUNDS = 40_000  # knapsack rounds of the tie-break's tree search
+DEFAULT_TREE_ROUNDS = 400_000  # knapsack rounds of the tie-break's tree search
+DEFAULT_OPEN_LOAD_TREE_ROUNDS = 40_000  # the same where the step's load stage is not proven
 DEFAULT_COLUMN_ROUNDS = 300  # knapsack rounds of its column generation
 DEFAULT_NEIGHBOURHOOD_TRIES = 56  # neighbourhoods of its large-neighbourhood search
 

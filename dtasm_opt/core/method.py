@@ -17,6 +17,7 @@ from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.limits import (
     DEFAULT_COLUMN_ROUNDS,
     DEFAULT_NEIGHBOURHOOD_TRIES,
+    DEFAULT_OPEN_LOAD_TREE_ROUNDS,
     DEFAULT_TREE_ROUNDS,
 )
 from dtasm_opt.core.options import option
@@ -52,6 +53,11 @@ class MethodSettings:
         None,
         "lagrangian: knapsack rounds of the tie-break's tree search per step, a work limit "
         f"(0: no tree search; default {DEFAULT_TREE_ROUNDS})",
+    )
+    open_load_tree_rounds: int | None = option(
+        None,
+        "lagrangian: the tree search's knapsack rounds on a step whose load stage is not "
+        f"proven, a work limit (at most tree_rounds; default {DEFAULT_OPEN_LOAD_TREE_ROUNDS})",
     )
     column_rounds: int | None = option(
         None,

@@ -22,8 +22,9 @@ towards the Dantzig-Wolfe bound, which the ascent stalls under. Migrations are i
 so ceil(bound) >= the best plan proves it, and HiGHS's stage 2 is not run.
 Otherwise HiGHS (``milp``'s stage 2) looks for a better plan, and the bound
 goes on towards its incumbent. Where the bound stays at most ``TREE_REACH`` short, a branch
-and bound on it (:mod:`.lagrangian_tree`, ``tree_rounds`` knapsack rounds) looks for better
-plans and proves the best it finds; where that stops at its limit with the bound one
+and bound on it (:mod:`.lagrangian_tree`, ``tree_rounds`` knapsack rounds, at most
+``open_load_tree_rounds`` where the load stage is not proven) looks for better plans and
+proves the best it finds; where that stops at its limit with the bound one
 migration short and HiGHS stopped at its own, reduced-cost fixing leaves HiGHS a smaller
 problem that may settle it.
 
@@ -58,6 +59,7 @@ from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.limits import (
     DEFAULT_COLUMN_ROUNDS,
     DEFAULT_NODE_LIMIT,
+    DEFAULT_OPEN_LOAD_TREE_ROUNDS,
     DEFAULT_TREE_ROUNDS,
     MAX_COLUMN_ROUNDS,
     MAX_NEIGHBOURHOOD_TRIES,
@@ -111,20 +113,29 @@ ENGINE_NODE_LIMIT = DEFAULT_NODE_LIMIT
 # HiGHS's node budget on the problem that reduced-cost fixing leaves (a work limit of its own:
 # that problem is small, and a method run at --node-limit 1 would otherwise stop at its root).
 FIXED_SEARCH_NODES = 10_000
-# The tie-break's tree search (:mod:`.lagrangian_tree`): its default budget in knapsack rounds
-# (about 2-4 ms each at (200, 8), the DP with its table at every node included), a node cap
-# that bounds its certificate, and how far short of the incumbent the root bound may be for
+# The tie-break's tree search (:mod:`.lagrangian_tree`): its default budget in knapsack
+# rounds (about 1 ms each at (200, 8), the DP with its table at every node included), a node
+# cap that bounds its certificate, and how far short of the incumbent the root bound may be for
 # the search to start (on bench_tiebreak's states the fine ascent never closed more than 2
 # integers, docs/exact.md). On 12 unproven tie-breaks of fig4_training (U = 200, seed 1),
-# given 100,000 rounds, the tree proved 11 in 2,266-73,811 rounds and 95-3,893 nodes, 10 of
-# them within this budget; at 1,500 rounds and 500 nodes, the budget before, it proved none.
-# A tree of 3,893 nodes is a 2.3 MB certificate that verify rechecks in about a minute.
+# given 100,000 rounds, the tree proved 11 in 2,266-73,811 rounds and 95-3,893 nodes; at
+# 1,500 rounds and 500 nodes, the budget before, it proved none. Three more that stopped at
+# 40,000 rounds in its rerun took 82,672-298,650 rounds and 3,183-10,066 nodes (87-275 s).
+# The large budget goes only to steps whose load stage is proven, where a proven tie-break
+# proves the whole step: on an overloaded step (U = 240) 400,000 rounds and 13,891 nodes
+# proved nothing in 545 s, so there the tree keeps OPEN_LOAD_TREE_ROUNDS (docs/exact.md).
 TREE_ROUNDS = DEFAULT_TREE_ROUNDS
+OPEN_LOAD_TREE_ROUNDS = DEFAULT_OPEN_LOAD_TREE_ROUNDS
+# The node cap: one node per ROUNDS_PER_NODE rounds of the budget, at least TREE_NODES (the
+# trees above spent 17-30 rounds a node; 40,000 rounds get 5,000 nodes as before, 400,000
+# get 20,000). A node is about 600 bytes of certificate: 3,893 nodes were 2.3 MB, which
+# verify rechecks in about a minute.
+TREE_NODES = 5_000
+ROUNDS_PER_NODE = 20
 # Column generation's knapsack rounds (:mod:`.column_generation`), from the ascent's end where
 # its bound is one or two migrations short (TREE_REACH): on bench states it reached the
 # Dantzig-Wolfe bound, or showed that it cannot prove the incumbent, in 120-230 rounds.
 COLUMN_ROUNDS = DEFAULT_COLUMN_ROUNDS
-TREE_NODES = 5_000
 TREE_REACH = 2
 # Where the first tries leave the tie-break unproven, more users go free before HiGHS's stage
 # 2: these counts, each at the ascent's multipliers and at the climbed ones (the picks differ,
@@ -143,6 +154,7 @@ class LagrangianEngine:
     name: str = "lagrangian"
     rounds: int = ASCENT_ROUNDS
     tree_rounds: int = TREE_ROUNDS
+    open_load_tree_rounds: int = OPEN_LOAD_TREE_ROUNDS  # at most tree_rounds
     column_rounds: int = COLUMN_ROUNDS
     load_rounds: int = LOAD_ROUNDS
     load_plans: int = LOAD_PLAN_TRIES
@@ -170,7 +182,8 @@ class LagrangianEngine:
             cert["load"] = load
         status, bound_bytes = first.status, first.bound_bytes
         if options.second_stage == "migrations":
-            chosen, migrations = self._tie_break(problem, backend, chosen, info)
+            proven = status == "optimal"  # the load stage: the tree's budget depends on it
+            chosen, migrations = self._tie_break(problem, backend, chosen, info, proven)
             if migrations is not None:
                 cert["migrations"] = migrations
         elif options.second_stage != "none":
@@ -181,8 +194,18 @@ class LagrangianEngine:
         action = action_from_assignment(inst, p, chosen)
         return Decision(action=action, status=status, bound_bytes=bound_bytes, info=info)
 
+    def tree_budget(self, load_proven: bool) -> tuple[int, int]:
+        """The tree search's (knapsack rounds, node cap) on a step whose load stage is proven
+        or not: ``tree_rounds``, or where the load stage is open at most
+        ``open_load_tree_rounds`` (a proven tie-break there leaves the step unproven, and the
+        trees there were futile); the node cap from the rounds (``ROUNDS_PER_NODE``)."""
+        rounds = self.tree_rounds
+        if not load_proven:
+            rounds = min(rounds, self.open_load_tree_rounds)
+        return rounds, max(TREE_NODES, rounds // ROUNDS_PER_NODE)
+
     def _tie_break(
-        self, problem: StepProblem, backend, chosen: np.ndarray, info: dict
+        self, problem: StepProblem, backend, chosen: np.ndarray, info: dict, load_proven: bool
     ) -> tuple[np.ndarray, dict | None]:
         """Fewest migrations among plans serving ``chosen``'s users; the certificate or None.
 
@@ -196,7 +219,8 @@ class LagrangianEngine:
            search's); the bound again towards z where HiGHS found a better plan; column
            generation where the bound is one or two short of z.
         4. If the bound proves z - TREE_REACH but not z, the tree search: better plans, and a
-           proof whose tree is the certificate (:mod:`.lagrangian_tree`).
+           proof whose tree is the certificate (:mod:`.lagrangian_tree`), within
+           :meth:`tree_budget` (smaller where ``load_proven`` is false).
         5. If the tree stopped at its limit, HiGHS at its own, and the bound proves z - 1
            but not z, only a plan of exactly z - 1 migrations can beat z: every pair whose
            forced bound reaches z is fixed to 0 (reduced-cost fixing) and HiGHS searches
@@ -271,8 +295,9 @@ class LagrangianEngine:
         # plan on 5; the engine before had left each open, and on the one-short ones HiGHS's
         # search after fixing had stopped at its 10,000 nodes after 40-75 s (docs/exact.md).
         tree = None
+        tree_rounds, tree_nodes = self.tree_budget(load_proven)
         if (
-            self.tree_rounds > 0
+            tree_rounds > 0
             and not dual.proves(bound, value)
             and dual.proves(bound, value - TREE_REACH)
         ):
@@ -280,7 +305,7 @@ class LagrangianEngine:
             # The clock as a safety net only, the tie-break stage's own limit (where a round
             # costs 50 ms, 40,000 rounds would be half an hour).
             tree = branch_and_bound(
-                table, table_lam, chosen, TREE_NODES, self.tree_rounds,
+                table, table_lam, chosen, tree_nodes, tree_rounds,
                 time_limit_s=options.stage2_limit_s,
             )  # fmt: skip
             info.update(
@@ -289,6 +314,7 @@ class LagrangianEngine:
                 ),
                 tree_nodes=tree.nodes,
                 tree_rounds=tree.rounds,
+                tree_budget=tree_rounds,
                 tree_s=time.perf_counter() - t0,
             )
             if tree.incumbent < value:
@@ -535,6 +561,12 @@ def make_lagrangian(name: str, settings: MethodSettings) -> LagrangianEngine:
         node_limit=ENGINE_NODE_LIMIT if settings.node_limit is None else settings.node_limit,
     )
     tree_rounds = _rounds(settings.tree_rounds, TREE_ROUNDS, "tree_rounds", MAX_TREE_ROUNDS)
+    open_load_tree_rounds = _rounds(
+        settings.open_load_tree_rounds,
+        OPEN_LOAD_TREE_ROUNDS,
+        "open_load_tree_rounds",
+        MAX_TREE_ROUNDS,
+    )
     columns = _rounds(settings.column_rounds, COLUMN_ROUNDS, "column_rounds", MAX_COLUMN_ROUNDS)
     neighbourhoods = _rounds(
         settings.neighbourhood_tries,
@@ -549,6 +581,7 @@ def make_lagrangian(name: str, settings: MethodSettings) -> LagrangianEngine:
         milp=make_milp(name, settings),
         name=name,
         tree_rounds=tree_rounds,
+        open_load_tree_rounds=open_load_tree_rounds,
         column_rounds=columns,
         neighbourhood_tries=neighbourhoods,
         overloaded_nodes=overloaded,

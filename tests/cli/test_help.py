@@ -50,6 +50,7 @@ def test_engine_work_limits_in_help_are_the_engines():
     assert helps["--node-limit"].endswith(f"(lagrangian's default: {engine.ENGINE_NODE_LIMIT})")
     for flag, value in (
         ("--tree-rounds", engine.TREE_ROUNDS),
+        ("--open-load-tree-rounds", engine.OPEN_LOAD_TREE_ROUNDS),
         ("--column-rounds", engine.COLUMN_ROUNDS),
         ("--neighbourhood-tries", engine.NEIGHBOURHOOD_TRIES),
     ):

@@ -313,3 +313,39 @@ def test_a_spent_tie_break_clock_is_reported(one_short: Instance) -> None:
     assert sol.info["stage2_status"] == "time_limit"
     assert "migrations" not in sol.info.get("certificate", {})  # no proof of the tie-break
     assert verify(one_short, as_json(sol)) == []
+
+
+def test_the_tree_budget_is_smaller_only_where_the_load_stage_is_open() -> None:
+    """The budget rule itself: ``tree_rounds`` where the load stage is proven, at most
+    ``open_load_tree_rounds`` where it is not, the node cap from the rounds; the defaults
+    are the ones the help states."""
+    from dtasm_opt.solvers.exact import engine as eng
+
+    default = engine()
+    assert default.tree_budget(True) == (eng.TREE_ROUNDS, eng.TREE_ROUNDS // eng.ROUNDS_PER_NODE)
+    assert default.tree_budget(False) == (eng.OPEN_LOAD_TREE_ROUNDS, eng.TREE_NODES)
+    assert eng.TREE_ROUNDS > eng.OPEN_LOAD_TREE_ROUNDS
+    small = engine(tree_rounds=1_500)  # an old study's budget: the same on every step
+    assert small.tree_budget(True) == small.tree_budget(False) == (1_500, eng.TREE_NODES)
+    off = engine(open_load_tree_rounds=0)
+    assert off.tree_budget(False)[0] == 0 and off.tree_budget(True)[0] == eng.TREE_ROUNDS
+
+
+def test_an_open_load_stage_gets_the_smaller_tree(one_short: Instance) -> None:
+    """On a step whose load stage stays open (80 users on 3 ESs, HiGHS's load stage not run),
+    the tree needs about 300 rounds: with open_load_tree_rounds 300 it proves the tie-break,
+    with 100 it stops at that limit although tree_rounds allows 2,000. On one_short, whose
+    load stage is proven, open_load_tree_rounds 1 takes nothing from the tree."""
+    inst = rollout_state(Scenario(users=80, servers=3), 1, 4)
+    common = dict(time_limit_s=60.0, node_limit=1, overloaded_nodes=0, tree_rounds=2_000)
+    enough = judge(engine(**common, open_load_tree_rounds=300), inst)
+    assert enough.status != "optimal"  # the load stage is open
+    assert enough.info["tree_budget"] == 300 and enough.info["tree_status"] == "optimal"
+    short = judge(engine(**common, open_load_tree_rounds=100), inst)
+    assert short.info["tree_budget"] == 100 and short.info["tree_status"] == "work_limit"
+    assert short.info["tree_rounds"] < enough.info["tree_rounds"]  # stopped at ~100 (a node's
+    # rounds are checked as the node ends)
+    proven = judge(engine(time_limit_s=60.0, node_limit=1, open_load_tree_rounds=1), one_short)
+    assert proven.status == "optimal"
+    assert proven.info["tree_budget"] == engine().tree_rounds
+    assert proven.info["stage2_proof"] == "tree"
