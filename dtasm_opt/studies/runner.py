@@ -35,6 +35,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 import re
@@ -195,23 +196,23 @@ class StudyDir:
             if key in self.done:  # killed between the commit and the partial file's removal
                 (self.parts / partial_file(self.spec, cell)).unlink(missing_ok=True)
 
-    def adopt(self, old: Path) -> tuple[int, int]:
+    def adopt(self, old: Path) -> tuple[int, int, int]:
         """Copy into this folder every pending cell that the study folder ``old`` completed
         with the same cell fingerprint (:meth:`Spec.cell_fingerprint`): what an edit of one
         method's table leaves unchanged is not recomputed. A cell that finds none there takes
         the first steps of a completed cell of ``old`` with the same run identity
         (:meth:`Spec.run_identity`: an exact policy's rollout, in this study or another) that
-        ran at least as many steps over the same stream. Returns (cells copied whole, cells
-        taken as first steps)."""
+        ran at least as many steps over the same stream, or of one that differs only in
+        smaller wall-clock limits (``spec.SAFETY_NETS``) where none of the steps taken came
+        near them: a limit that stopped nothing changed nothing. Returns (cells copied whole,
+        cells taken as first steps, how many of those under smaller limits)."""
         old_spec = _spec_of_folder(old)
         old_done = _ledger_entries(old / "cells.jsonl")
         old_cells = {c.key(old_spec.axis): c for c in old_spec.cells()}
-        longer = {
-            ident: c
-            for c in old_spec.cells()
-            if c.key(old_spec.axis) in old_done and (ident := old_spec.run_identity(c))
-        }
-        whole = prefix = 0
+        done = [c for c in old_spec.cells() if c.key(old_spec.axis) in old_done]
+        longer = {ident: c for c in done if (ident := old_spec.run_identity(c))}
+        loose = {ident: c for c in done if (ident := old_spec.run_identity(c, safety_nets=False))}
+        whole = prefix = raised = 0
         for cell in self.pending():
             key = cell.key(self.spec.axis)
             twin = old_cells.get(key)
@@ -228,19 +229,33 @@ class StudyDir:
                         whole += 1
                         continue
             ident = self.spec.run_identity(cell)
-            source = longer.get(ident) if ident else None
-            if source is None:
+            if ident is None:
                 continue
-            data = self._first_steps(old_spec, old / "parts" / cell_file(old_spec, source), cell)
+            source, below = longer.get(ident), math.inf
+            nets = self.spec.safety_nets_s(cell)
+            if source is None:
+                source = loose.get(self.spec.run_identity(cell, safety_nets=False) or "")
+                if source is None:
+                    continue
+                nets = old_spec.safety_nets_s(source)
+                raised_to = _raised_nets(self.spec.safety_nets_s(cell), nets)
+                if raised_to is None:
+                    continue
+                below = raised_to
+            part = old / "parts" / cell_file(old_spec, source)
+            data = self._first_steps(old_spec, part, cell, below)
             if data is None:
                 continue
             path = self.parts / cell_file(self.spec, cell)
             _write_synced(path, data)
             # No wall time: the run that computed these steps also ran others.
-            origin = {"adopted_from": str(old), "adopted_cell": source.key(old_spec.axis)}
+            origin: dict = {"adopted_from": str(old), "adopted_cell": source.key(old_spec.axis)}
+            if below < math.inf:  # the rows ran under these smaller limits, stopped by none
+                origin["adopted_safety_nets_s"] = list(nets)
+                raised += 1
             self._append(cell, path, None, origin)
             prefix += 1
-        return whole, prefix
+        return whole, prefix, raised
 
     def _whole(self, part: Path) -> bytes | None:
         """A part file of the same cell fingerprint, as this study writes it (None: its
@@ -252,11 +267,14 @@ class StudyDir:
         # whose rows leave them empty (its fingerprint is unchanged).
         return records.add_empty_columns(data, self.columns, records.STAGE2_COLUMNS)
 
-    def _first_steps(self, old_spec: Spec, part: Path, cell: Cell) -> bytes | None:
+    def _first_steps(
+        self, old_spec: Spec, part: Path, cell: Cell, below: float = math.inf
+    ) -> bytes | None:
         """``cell``'s rows made from the first steps of another study's cell of the same run
         identity (its part file ``part``); None where they cannot be: the other cell is
-        shorter, its stream differs within these steps, or its rows fill a column this study
-        does not have."""
+        shorter, its stream differs within these steps, one of these steps took ``below``
+        seconds or more (the other cell's smallest wall-clock limit, which may have stopped
+        it), or its rows fill a column this study does not have."""
         steps = expected_rows(self.spec, cell)
         ours, theirs = self.spec.stream_steps_of(), old_spec.stream_steps_of()
         if ours != theirs and steps > min(ours, theirs):
@@ -267,6 +285,8 @@ class StudyDir:
             str(t) for t in range(steps)
         ]:
             return None
+        if below < math.inf and not all(_took_less(r, below) for r in rows[:steps]):
+            return None  # a step the other cell's smaller limit may have stopped
         head = {"study": self.spec.name, "seed": str(cell.seed)}
         if self.spec.axis:
             head[self.spec.axis] = format_value(cell.value)
@@ -397,10 +417,15 @@ def run_locked(
     sd = StudyDir(spec, out)
     sd.open(backend, workers)
     for old in reuse:
-        whole, prefix = sd.adopt(Path(old))
+        whole, prefix, raised = sd.adopt(Path(old))
         log(f"{spec.name}: {whole} unchanged cells taken from {old}")
         if prefix:
             log(f"{spec.name}: {prefix} cells taken from the first steps of {old}'s cells")
+        if raised:
+            log(
+                f"{spec.name}: {raised} of them ran under a smaller time limit, which stopped "
+                "none of their steps"
+            )
     pending = sd.pending()
     total, skipped = len(sd.cells), len(sd.cells) - len(pending)
     if skipped:
@@ -503,3 +528,25 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def _raised_nets(
+    new: tuple[float | None, float | None], old: tuple[float | None, float | None]
+) -> float | None:
+    """Where no wall-clock limit of ``new`` is smaller than ``old``'s (equal, or both set and
+    ``new``'s larger): the least of ``old``'s, below which a step's time shows that none of
+    them stopped it. None where one shrinks, or is set on one side only (an unset limit is
+    the method's own default, not a number here)."""
+    for n, o in zip(new, old, strict=True):
+        if n != o and (n is None or o is None or n < o):
+            return None
+    return min((o for o in old if o is not None), default=math.inf)
+
+
+def _took_less(row: dict, seconds: float) -> bool:
+    """Whether ``row``'s step was decided in less than ``seconds`` (False where its time is
+    missing or unreadable)."""
+    try:
+        return float(row.get("decision_time_s") or "nan") < seconds
+    except ValueError:
+        return False

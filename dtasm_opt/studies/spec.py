@@ -106,6 +106,9 @@ POSITIVE_KEYS = (
     "node_limit",
     "deterministic_limit",
 )
+# A method's wall-clock limits per stage: safety nets where its searches stop at work limits.
+# A row that none of them stopped is the row a larger one gives (``study --reuse``).
+SAFETY_NETS = ("time_limit_s", "second_stage_time_limit_s")
 DISCOUNT_OPTION = "gamma"  # the "discount" sweep axis sets this option of each method
 # A method label is a CSV cell and part of a file name: no spaces, commas or control characters.
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+:/-]{0,199}")
@@ -186,26 +189,39 @@ class Spec:
         doc["cell"] = cell.key(self.axis)
         return _digest(doc)
 
-    def run_identity(self, cell: Cell) -> str | None:
+    def run_identity(self, cell: Cell, safety_nets: bool = True) -> str | None:
         """A digest of what the first steps of ``cell``'s rollout depend on, whatever study
         it belongs to: its scenario with the sweep value applied, its seed, its method's name,
         label and options (all but the step count) and the per-step settings. Two cells with
         the same identity give the same rows for the steps both ran (``study --reuse`` takes
         the first steps of a longer cell, or of another study's). Only exact policies have
         one: they decide each step from its state alone, so a step's row cannot depend on how
-        many steps follow it; None for every other cell."""
+        many steps follow it; None for every other cell. Without ``safety_nets`` the
+        method's wall-clock limits (``SAFETY_NETS``) are left out: two cells that differ only
+        there give the same rows wherever neither limit stopped a step
+        (:meth:`safety_nets_s`)."""
         m = self.method(cell.method)
         if self.kind == "solve" or not fills_stage2(m):
             return None
+        drop = {"steps"} if safety_nets else {"steps", *SAFETY_NETS}
         doc = {
             "scenario": asdict(scenario_of(self, cell)),
             "seed": cell.seed,
-            "method": [m.label, m.name, {k: v for k, v in m.options.items() if k != "steps"}],
+            "method": [m.label, m.name, {k: v for k, v in m.options.items() if k not in drop}],
             "optimum": [self.per_step_optimum, self.optimum_time_limit_s, self.optimum_node_limit],
             "stage2_columns": self.stage2_columns is True,
             "discount": cell.value if self.axis == "discount" else None,
         }
         return _digest(doc)
+
+    def safety_nets_s(self, cell: Cell) -> tuple[float | None, float | None]:
+        """``cell``'s method's wall-clock limits in seconds, (stage 1, the tie-break), as its
+        steps run them (the tie-break's is stage 1's unless set; None: not set, which the
+        method reads as its own default)."""
+        opts = self.method(cell.method).options
+        first = opts.get("time_limit_s")
+        second = opts.get("second_stage_time_limit_s")
+        return first, first if second is None else second
 
     def stream_steps_of(self) -> int:
         """The length of each cell's stream (past it a rollout starts the stream again)."""

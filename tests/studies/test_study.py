@@ -468,6 +468,54 @@ def test_reuse_takes_no_first_steps_that_could_differ(tmp_path, capsys, edit, wh
     }
 
 
+def _with_time_limit(text: str, seconds: float | None) -> str:
+    """``text`` with MILP-greedy's wall-clock limit (None: unset)."""
+    return text if seconds is None else text + f"\n[method.milp]\ntime_limit_s = {seconds}\n"
+
+
+def test_reuse_takes_first_steps_run_under_a_smaller_time_limit(tmp_path, capsys):
+    """A larger safety net changes no row that the smaller one did not stop: MILP-greedy's
+    cells at xi = 1.2 come from the other study's, run with 30 s where this one has 60 s,
+    and equal a fresh run's; the ledger names the limits they ran under."""
+    old, new, fresh = tmp_path / "old", tmp_path / "new", tmp_path / "fresh"
+    long = write(tmp_path, _with_time_limit(LONG, 30.0), "long.toml")
+    assert study.main([str(long), "--out", str(old), "--quiet"]) == 0
+    spec = str(write(tmp_path, _with_time_limit(SHORT, 60.0), "short.toml"))
+    capsys.readouterr()
+    assert study.main([spec, "--out", str(new), "--reuse", str(old)]) == 0
+    err = capsys.readouterr().err
+    assert "2 cells taken from the first steps of" in err
+    assert "2 of them ran under a smaller time limit" in err
+    assert study.main([spec, "--out", str(fresh), "--quiet"]) == 0
+    assert rows_of(new / "results.csv") == rows_of(fresh / "results.csv")
+    ledger = [json.loads(line) for line in (new / "cells.jsonl").read_text().splitlines()]
+    taken = [e for e in ledger if "adopted_cell" in e]
+    assert len(taken) == 2 and all(e["adopted_safety_nets_s"] == [30.0, 30.0] for e in taken)
+
+
+@pytest.mark.parametrize(
+    ("old_s", "new_s", "why"),
+    [
+        (60.0, 30.0, "this study's limit is smaller: it might stop a step the other did not"),
+        (1e-4, 60.0, "the other cell's steps took longer than its limit: it may have stopped them"),
+        (None, 60.0, "the other cell ran under the method's own default"),
+    ],
+)
+def test_reuse_takes_no_first_steps_a_time_limit_may_have_changed(
+    tmp_path, capsys, old_s, new_s, why
+):
+    old, new = tmp_path / "old", tmp_path / "new"
+    long = write(tmp_path, _with_time_limit(LONG, old_s), "long.toml")
+    assert study.main([str(long), "--out", str(old), "--quiet"]) == 0
+    capsys.readouterr()
+    spec = str(write(tmp_path, _with_time_limit(SHORT, new_s), "short.toml"))
+    assert study.main([spec, "--out", str(new), "--reuse", str(old)]) == 0
+    err = capsys.readouterr().err
+    assert "taken from the first steps" not in err, why
+    ledger = [json.loads(line) for line in (new / "cells.jsonl").read_text().splitlines()]
+    assert not any("adopted_cell" in e for e in ledger), why
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [(["--reuse", "missing"], "not a folder"), (["--reuse", "."], "not a study folder")],
