@@ -231,8 +231,7 @@ class StudyDir:
             ident = self.spec.run_identity(cell)
             if ident is None:
                 continue
-            source, below = longer.get(ident), math.inf
-            nets = self.spec.safety_nets_s(cell)
+            source, below, nets = longer.get(ident), math.inf, None
             if source is None:
                 source = loose.get(self.spec.run_identity(cell, safety_nets=False) or "")
                 if source is None:
@@ -250,7 +249,7 @@ class StudyDir:
             _write_synced(path, data)
             # No wall time: the run that computed these steps also ran others.
             origin: dict = {"adopted_from": str(old), "adopted_cell": source.key(old_spec.axis)}
-            if below < math.inf:  # the rows ran under these smaller limits, stopped by none
+            if nets is not None:  # the rows ran under these smaller limits, stopped by none
                 origin["adopted_safety_nets_s"] = list(nets)
                 raised += 1
             self._append(cell, path, None, origin)
