@@ -19,11 +19,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from dtasm_opt.core.limits import (
+    DEFAULT_COLUMN_REACH,
     DEFAULT_COLUMN_ROUNDS,
     DEFAULT_NEIGHBOURHOOD_TRIES,
     DEFAULT_NODE_LIMIT,
     DEFAULT_OPEN_LOAD_TREE_ROUNDS,
     DEFAULT_TREE_ROUNDS,
+    MAX_COLUMN_REACH,
     MAX_COLUMN_ROUNDS,
     MAX_NEIGHBOURHOOD_TRIES,
     MAX_NODE_LIMIT,
@@ -185,6 +187,7 @@ WORK_LIMITS = (
     "tree_rounds",
     "open_load_tree_rounds",
     "column_rounds",
+    "column_reach",
     "neighbourhood_tries",
     "overloaded_nodes",
     "deterministic_limit",
@@ -215,6 +218,9 @@ def add_work_limit_options(p: argparse.ArgumentParser | argparse._ArgumentGroup)
          "knapsack rounds on a step whose load stage is not proven (an overloaded step, where "
          "a proven tie-break does not prove the step), a work limit (at most --tree-rounds; "
          f"default: {DEFAULT_OPEN_LOAD_TREE_ROUNDS})"),
+        ("--column-reach", 0, MAX_COLUMN_REACH, "lagrangian: column generation runs where the "
+         "tie-break's bound is 1 to N migrations short, on a step whose load stage is proven "
+         f"(elsewhere at most 2, the tree's reach; 0: none; default: {DEFAULT_COLUMN_REACH})"),
         ("--neighbourhood-tries", 0, MAX_NEIGHBOURHOOD_TRIES, "lagrangian: neighbourhoods "
          "(two ESs' users re-placed) of the tie-break's search before HiGHS's stage 2 per "
          f"step, a work limit (0: no search; default: {DEFAULT_NEIGHBOURHOOD_TRIES})"),

@@ -40,6 +40,7 @@ LAGRANGIAN_SETTINGS = (
     "tree_rounds",
     "open_load_tree_rounds",
     "column_rounds",
+    "column_reach",
     "neighbourhood_tries",
     "overloaded_nodes",
 )

@@ -15,6 +15,7 @@ import numpy as np
 
 from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.limits import (
+    DEFAULT_COLUMN_REACH,
     DEFAULT_COLUMN_ROUNDS,
     DEFAULT_NEIGHBOURHOOD_TRIES,
     DEFAULT_OPEN_LOAD_TREE_ROUNDS,
@@ -63,6 +64,12 @@ class MethodSettings:
         None,
         "lagrangian: knapsack rounds of the tie-break's column generation per step, a work "
         f"limit (0: none; default {DEFAULT_COLUMN_ROUNDS})",
+    )
+    column_reach: int | None = option(
+        None,
+        "lagrangian: column generation runs where the tie-break's bound is 1 to this many "
+        "migrations short, on a step whose load stage is proven (elsewhere at most 2; "
+        f"default {DEFAULT_COLUMN_REACH})",
     )
     neighbourhood_tries: int | None = option(
         None,

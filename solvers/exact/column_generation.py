@@ -112,11 +112,14 @@ def column_generation(
     plan: np.ndarray,
     max_rounds: int,
     prove: bool = True,
+    slack: int = 0,
 ) -> Columns:
     """The best Lagrangian bound found by column generation from multipliers ``start`` (the
     ascent's best) and the feasible plan ``plan`` (a mask over the problem's pairs), within
     ``max_rounds`` knapsack rounds; see the module's docstring. ``prove=False``: go on to the
-    Dantzig-Wolfe bound even where the incumbent is proven or cannot be."""
+    Dantzig-Wolfe bound even where the incumbent is proven or cannot be. ``slack``: stop
+    ``short`` only where the Dantzig-Wolfe bound cannot come within ``slack`` integers of the
+    incumbent (the engine's far-short tie-breaks, which the tree takes within its reach)."""
     incumbent = dual.value(plan)
     master = _Master(dual)
     per_es = dual._per_es  # type: ignore[attr-defined]
@@ -134,7 +137,7 @@ def column_generation(
             status = "lp_failed"
             break
         value, lam_master, mu = solved
-        if prove and dual.integral and _short_by(value, incumbent) > 0:
+        if prove and dual.integral and _short_by(value, incumbent) > slack:
             status = "short"  # the Dantzig-Wolfe bound itself cannot prove the incumbent
             break
         added, weight = 0, SMOOTHING

@@ -16,9 +16,10 @@ two ESs' users at a time are re-placed around the best plan (:mod:`.server_neigh
 before HiGHS's stage 2 is asked (from the restricted tries' plan; the better plan is
 kept). Reduced-cost fixing and the tree search need the DP's tables, so they work on
 the 1 MHz grid, from that grid's own ascent (at most ``ASCENT_ROUNDS`` rounds from the
-whole-hertz multipliers). Where the bound ends one to ``TREE_REACH`` migrations short,
-column generation (:mod:`.column_generation`, ``column_rounds`` knapsack rounds) climbs on
-towards the Dantzig-Wolfe bound, which the ascent stalls under. Migrations are integers,
+whole-hertz multipliers). Where the bound ends one to ``column_reach`` migrations short
+(at most ``TREE_REACH`` where the load stage is open), column generation
+(:mod:`.column_generation`, ``column_rounds`` knapsack rounds) climbs on towards the
+Dantzig-Wolfe bound, which the ascent stalls under. Migrations are integers,
 so ceil(bound) >= the best plan proves it, and HiGHS's stage 2 is not run.
 Otherwise HiGHS (``milp``'s stage 2) looks for a better plan, and the bound
 goes on towards its incumbent. Where the bound stays at most ``TREE_REACH`` short, a branch
@@ -57,10 +58,12 @@ import numpy as np
 from dtasm_opt.core.certificate import CERTIFICATE_FORMAT
 from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.limits import (
+    DEFAULT_COLUMN_REACH,
     DEFAULT_COLUMN_ROUNDS,
     DEFAULT_NODE_LIMIT,
     DEFAULT_OPEN_LOAD_TREE_ROUNDS,
     DEFAULT_TREE_ROUNDS,
+    MAX_COLUMN_REACH,
     MAX_COLUMN_ROUNDS,
     MAX_NEIGHBOURHOOD_TRIES,
     MAX_NODE_LIMIT,
@@ -137,6 +140,15 @@ ROUNDS_PER_NODE = 20
 # Dantzig-Wolfe bound, or showed that it cannot prove the incumbent, in 120-230 rounds.
 COLUMN_ROUNDS = DEFAULT_COLUMN_ROUNDS
 TREE_REACH = 2
+# How far short the bound may be for column generation to run, on a step whose load stage is
+# proven (elsewhere TREE_REACH at most: there a proven tie-break does not prove the step, and
+# at U = 280, where every tie-break is far short, it would add 10-23 s to steps of 23 s).
+# Further short than TREE_REACH it climbs until the Dantzig-Wolfe bound is seen unable to
+# come within the tree's reach. On four tie-breaks of the U = 200 rollouts left 4-5 short
+# (2-3 s of it each): one proven by the tree after it, with a plan 2 better (39 to 37), one
+# plan 1 better, two bounds about a migration higher; on 50 other states of the rollouts the
+# same actions as with 2 (docs/exact.md). On a (60, 2) state (a test) it proves one 4 short.
+COLUMN_REACH = DEFAULT_COLUMN_REACH
 # Where the first tries leave the tie-break unproven, more users go free before HiGHS's stage
 # 2: these counts, each at the ascent's multipliers and at the climbed ones (the picks differ,
 # and each found plans the other did not). On 70 rollout states at (200, 8) they settled 6
@@ -156,6 +168,7 @@ class LagrangianEngine:
     tree_rounds: int = TREE_ROUNDS
     open_load_tree_rounds: int = OPEN_LOAD_TREE_ROUNDS  # at most tree_rounds
     column_rounds: int = COLUMN_ROUNDS
+    column_reach: int = COLUMN_REACH  # TREE_REACH at most where the load stage is open
     load_rounds: int = LOAD_ROUNDS
     load_plans: int = LOAD_PLAN_TRIES
     overloaded_nodes: int | None = None  # None: HiGHS's stage node limit, as any load stage
@@ -217,7 +230,7 @@ class LagrangianEngine:
         3. Otherwise HiGHS's stage 2 from the restricted tries' plan, with the method's
            limits (``milp``'s), incumbent z (the better of its plan and the neighbourhood
            search's); the bound again towards z where HiGHS found a better plan; column
-           generation where the bound is one or two short of z.
+           generation where the bound is 1 to :meth:`column_reach_of` short of z.
         4. If the bound proves z - TREE_REACH but not z, the tree search: better plans, and a
            proof whose tree is the certificate (:mod:`.lagrangian_tree`), within
            :meth:`tree_budget` (smaller where ``load_proven`` is false).
@@ -238,6 +251,7 @@ class LagrangianEngine:
         start = time.perf_counter()
         highs_s, nodes, rounds, certify_s, proof = 0.0, 0, 0, 0.0, None
         by_ascent = False
+        reach = self.column_reach_of(load_proven)  # column generation's
         if not dual.proves(bound, dual.value(chosen)):
             t0 = time.perf_counter()
             # The ascent first, from stage 1's plan: its rounds cost about 1 ms at (200, 8)
@@ -258,7 +272,9 @@ class LagrangianEngine:
             # better plans its nodes went elsewhere and ended worse on 3 of 24 states
             # (docs/design.md §9); the better of the two plans is kept.
             highs_start = chosen
-            bound, lam, chosen, spent = self._neighbourhoods(dual, table, lam, bound, chosen, info)
+            bound, lam, chosen, spent = self._neighbourhoods(
+                dual, table, lam, bound, chosen, info, reach
+            )
             rounds += spent
             certify_s = time.perf_counter() - t0
             if not dual.proves(bound, dual.value(chosen)):
@@ -274,7 +290,9 @@ class LagrangianEngine:
                     rounds += spent
                 if dual.value(chosen) < before or "column_status" not in info:
                     # (not twice towards the same plan)
-                    bound, lam, chosen, spent = self._columns(dual, table, lam, bound, chosen, info)
+                    bound, lam, chosen, spent = self._columns(
+                        dual, table, lam, bound, chosen, info, reach
+                    )
                     rounds += spent
                 certify_s += time.perf_counter() - t0
             else:  # the bound proves the engine's own plan: HiGHS is not run
@@ -411,16 +429,24 @@ class LagrangianEngine:
         )
         return result.multipliers, result.bound, chosen, result.iterations
 
+    def column_reach_of(self, load_proven: bool) -> int:
+        """How many migrations short the tie-break's bound may be for column generation to
+        run: ``column_reach``, at most ``TREE_REACH`` where the load stage is open."""
+        return self.column_reach if load_proven else min(self.column_reach, TREE_REACH)
+
     def _columns(
-        self, dual, table, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict
+        self, dual, table, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict, reach: int
     ) -> tuple[float, np.ndarray, np.ndarray, int]:
-        """Column generation from ``lam`` where the bound is 1..TREE_REACH short of
-        ``chosen``: (bound, multipliers, plan, knapsack rounds spent)."""
+        """Column generation from ``lam`` where the bound is 1..``reach`` short of ``chosen``
+        (:meth:`column_reach_of`): (bound, multipliers, plan, knapsack rounds spent)."""
         value = dual.value(chosen)
-        if self.column_rounds == 0 or not 1 <= _short_by(bound, value) <= TREE_REACH:
+        if self.column_rounds == 0 or not 1 <= _short_by(bound, value) <= reach:
             return bound, lam, chosen, 0
         t0 = time.perf_counter()
-        columns = column_generation(dual, lam, chosen, self.column_rounds)
+        # Further short than the tree's reach, the bound's use is to come within it: the
+        # search stops short only where the Dantzig-Wolfe bound cannot.
+        slack = TREE_REACH if _short_by(bound, value) > TREE_REACH else 0
+        columns = column_generation(dual, lam, chosen, self.column_rounds, slack=slack)
         info.update(
             ascent_bound=bound,
             column_status=columns.status,
@@ -454,12 +480,12 @@ class LagrangianEngine:
         return bound, lam, chosen, again.iterations
 
     def _neighbourhoods(
-        self, dual, table, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict
+        self, dual, table, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict, reach: int
     ) -> tuple[float, np.ndarray, np.ndarray, int]:
         """Where the bound does not prove ``chosen``, the large-neighbourhood search from it
         (:mod:`.server_neighbourhoods`, at most ``neighbourhood_tries`` neighbourhoods); then
         the ascent towards a better plan, and column generation where that leaves the bound
-        one or two short (which settled bench_exact's s1-t5 without HiGHS's stage 2).
+        1 to ``reach`` short (which settled bench_exact's s1-t5 without HiGHS's stage 2).
         (bound, multipliers, plan, knapsack rounds spent)."""
         value = dual.value(chosen)
         if self.neighbourhood_tries == 0 or dual.proves(bound, value):
@@ -473,7 +499,7 @@ class LagrangianEngine:
         info["neighbourhood_objective"] = dual.value(plan)
         bound, lam, chosen, spent = self._climb(dual, lam, bound, plan)
         if not dual.proves(bound, dual.value(chosen)):
-            bound, lam, chosen, more = self._columns(dual, table, lam, bound, chosen, info)
+            bound, lam, chosen, more = self._columns(dual, table, lam, bound, chosen, info, reach)
             spent += more
         return bound, lam, chosen, spent
 
@@ -568,6 +594,7 @@ def make_lagrangian(name: str, settings: MethodSettings) -> LagrangianEngine:
         MAX_TREE_ROUNDS,
     )
     columns = _rounds(settings.column_rounds, COLUMN_ROUNDS, "column_rounds", MAX_COLUMN_ROUNDS)
+    reach = _rounds(settings.column_reach, COLUMN_REACH, "column_reach", MAX_COLUMN_REACH)
     neighbourhoods = _rounds(
         settings.neighbourhood_tries,
         NEIGHBOURHOOD_TRIES,
@@ -583,6 +610,7 @@ def make_lagrangian(name: str, settings: MethodSettings) -> LagrangianEngine:
         tree_rounds=tree_rounds,
         open_load_tree_rounds=open_load_tree_rounds,
         column_rounds=columns,
+        column_reach=reach,
         neighbourhood_tries=neighbourhoods,
         overloaded_nodes=overloaded,
     )

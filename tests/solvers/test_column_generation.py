@@ -76,7 +76,13 @@ def test_column_generation_reaches_the_dantzig_wolfe_bound_and_never_passes_the_
             assert cg.incumbent == fewest and math.ceil(cg.bound - 1e-6) >= fewest, seed
         else:
             assert math.ceil(dw - 1e-6) < cg.incumbent, seed
-        for run in (full, cg):
+        # With a slack of 2 (the engine beyond the tree's reach) it stops short only where the
+        # full bound cannot come within 2 of its incumbent, and it goes at least as far.
+        near = column_generation(dual, np.zeros(inst.n_users), chosen, 10_000, slack=2)
+        assert near.bound >= cg.bound and near.bound <= dw + 1e-7, seed
+        if near.status == "short":
+            assert math.ceil(dw - 1e-6) < near.incumbent - 2, seed
+        for run in (full, cg, near):
             assert dual.evaluate(run.multipliers)[0] == run.bound
             assert problem.fits(run.plan).all() and dual.value(run.plan) == run.incumbent
             assert fewest <= run.incumbent <= dual.value(chosen)
@@ -133,3 +139,67 @@ def test_the_engine_certifies_where_the_ascent_stops_one_short() -> None:
     assert plain.info["stage2_proof"] == "fixing", plain.info
     assert plain.cloud_load_bytes == sol.cloud_load_bytes
     assert plain.metrics["migrated"] == migrated == first.metrics["migrated"]
+
+
+def test_column_reach_takes_column_generation_to_a_bound_further_short() -> None:
+    """A (60, 2) state (seed 4, step 2; HiGHS at its root, no neighbourhood search) whose
+    ascent stops four migrations short of the plan: within the default reach column
+    generation does not run and the tie-break stays open; with --column-reach 4 it climbs to
+    the Dantzig-Wolfe bound, which proves the same plan, a certificate that verify
+    re-checks. Stock HiGHS's tie-break, unlimited, proves the same count independently."""
+    from dtasm_opt.core.method import MethodSettings
+    from dtasm_opt.solvers import registry
+
+    inst = rollout_state(Scenario(users=60, servers=2), 4, 2)
+    common = dict(time_limit_s=60.0, node_limit=1, neighbourhood_tries=0)
+    near = judge(engine(**common, column_reach=3), inst)
+    assert near.status == "optimal"  # the load stage: the reach is for proven ones
+    assert near.info["stage2_status"] == "work_limit" and "column_status" not in near.info
+    far = judge(engine(**common, column_reach=4), inst)
+    info = far.info
+    migrated = far.metrics["migrated"]
+    assert migrated - math.ceil(info["ascent_bound"] - 1e-6) == 4
+    assert (info["column_status"], info["stage2_proof"]) == ("proven", "certificate")
+    assert info["stage2_status"] == "optimal" and info["certificate"]["migrations"]
+    assert verify(inst, as_json(far)) == []
+    assert far.cloud_load_bytes == near.cloud_load_bytes
+    stock = judge(registry.make_method("milp", MethodSettings(time_limit_s=120.0)), inst)
+    assert stock.info["stage2_status"] == "optimal"
+    assert stock.metrics["migrated"] == migrated
+
+
+def test_column_reach_is_the_trees_where_the_load_stage_is_open() -> None:
+    """The rule itself: ``column_reach`` on a step whose load stage is proven, at most the
+    tree's reach (2) where it is open (there a proven tie-break proves no step, and at
+    U = 280 every tie-break is far short); 0 turns it off on proven steps."""
+    from dtasm_opt.solvers.exact import engine as eng
+
+    assert engine().column_reach_of(True) == eng.COLUMN_REACH
+    wide = engine(column_reach=8)
+    assert (wide.column_reach_of(True), wide.column_reach_of(False)) == (8, eng.TREE_REACH)
+    off = engine(column_reach=0)
+    assert (off.column_reach_of(True), off.column_reach_of(False)) == (0, 0)
+
+
+def test_a_slack_goes_on_where_the_bound_can_still_come_within_it() -> None:
+    """A (60, 2) state (seed 3, step 1) from stage 1's plan of 20 migrations and the LP
+    duals: column generation as the engine runs it within the tree's reach stops short (the
+    Dantzig-Wolfe bound cannot prove the incumbent it has then); with a slack of 2, as beyond
+    that reach, it goes on, its repaired picks find 18 and its bound proves them. Stock
+    HiGHS's tie-break, unlimited, finds the same 18 independently."""
+    from dtasm_opt.core.method import MethodSettings
+    from dtasm_opt.solvers import registry
+    from dtasm_opt.solvers.exact.lagrangian import lp_multipliers
+
+    inst = rollout_state(Scenario(users=60, servers=2), 3, 1)
+    _, chosen, dual = stage1_tie_break(inst)
+    start = lp_multipliers(dual)
+    assert dual.value(chosen) == 20
+    strict = column_generation(dual, start, chosen, 300)
+    assert strict.status == "short" and math.ceil(strict.master - 1e-6) < strict.incumbent
+    near = column_generation(dual, start, chosen, 300, slack=2)
+    assert near.status == "proven" and near.incumbent == 18
+    assert near.bound >= strict.bound and math.ceil(near.bound - 1e-6) == 18
+    assert dual.evaluate(near.multipliers)[0] == near.bound
+    stock = judge(registry.make_method("milp", MethodSettings(time_limit_s=120.0)), inst)
+    assert stock.info["stage2_status"] == "optimal" and stock.metrics["migrated"] == 18
