@@ -24,12 +24,14 @@ from dtasm_opt.core.limits import (
     DEFAULT_NEIGHBOURHOOD_TRIES,
     DEFAULT_NODE_LIMIT,
     DEFAULT_OPEN_LOAD_TREE_ROUNDS,
+    DEFAULT_TREE_REACH,
     DEFAULT_TREE_ROUNDS,
     MAX_COLUMN_REACH,
     MAX_COLUMN_ROUNDS,
     MAX_NEIGHBOURHOOD_TRIES,
     MAX_NODE_LIMIT,
     MAX_THREADS,
+    MAX_TREE_REACH,
     MAX_TREE_ROUNDS,
 )
 from dtasm_opt.core.method import MILP_BACKENDS, SECOND_STAGES, MethodSettings
@@ -188,6 +190,7 @@ WORK_LIMITS = (
     "open_load_tree_rounds",
     "column_rounds",
     "column_reach",
+    "tree_reach",
     "neighbourhood_tries",
     "overloaded_nodes",
     "deterministic_limit",
@@ -221,6 +224,9 @@ def add_work_limit_options(p: argparse.ArgumentParser | argparse._ArgumentGroup)
         ("--column-reach", 0, MAX_COLUMN_REACH, "lagrangian: column generation runs where the "
          "tie-break's bound is 1 to N migrations short, on a step whose load stage is proven "
          f"(elsewhere at most 2, the tree's reach; 0: none; default: {DEFAULT_COLUMN_REACH})"),
+        ("--tree-reach", 0, MAX_TREE_REACH, "lagrangian: the tree search starts where the "
+         "tie-break's bound is 1 to N migrations short, on a step whose load stage is proven "
+         f"(elsewhere at most 2; 0: never; default: {DEFAULT_TREE_REACH})"),
         ("--neighbourhood-tries", 0, MAX_NEIGHBOURHOOD_TRIES, "lagrangian: neighbourhoods "
          "(two ESs' users re-placed) of the tie-break's search before HiGHS's stage 2 per "
          f"step, a work limit (0: no search; default: {DEFAULT_NEIGHBOURHOOD_TRIES})"),

@@ -41,6 +41,7 @@ LAGRANGIAN_SETTINGS = (
     "open_load_tree_rounds",
     "column_rounds",
     "column_reach",
+    "tree_reach",
     "neighbourhood_tries",
     "overloaded_nodes",
 )

@@ -23,6 +23,7 @@ MAX_NODE_LIMIT = 2**31 - 1  # HiGHS stores mip_max_nodes as a 32-bit integer
 MAX_TREE_ROUNDS = 10**8  # the engine's tree search: at 45 ms a round, years; only a sanity cap
 MAX_COLUMN_ROUNDS = 10**8  # the engine's column generation: the same sanity cap
 MAX_COLUMN_REACH = MAX_USERS  # migrations short: no tie-break's bound is further below
+MAX_TREE_REACH = MAX_USERS  # the same for the tree search's reach
 MAX_NEIGHBOURHOOD_TRIES = 10**8  # the engine's neighbourhood search: the same sanity cap
 
 # The engine's default work limits, where the settings name none. They live here, not in the
@@ -34,6 +35,7 @@ DEFAULT_TREE_ROUNDS = 400_000  # knapsack rounds of the tie-break's tree search
 DEFAULT_OPEN_LOAD_TREE_ROUNDS = 40_000  # the same where the step's load stage is not proven
 DEFAULT_COLUMN_ROUNDS = 300  # knapsack rounds of its column generation
 DEFAULT_COLUMN_REACH = 8  # migrations its bound may be short for column generation to run
+DEFAULT_TREE_REACH = 3  # ... and for its tree search to start
 DEFAULT_NEIGHBOURHOOD_TRIES = 56  # neighbourhoods of its large-neighbourhood search
 
 

@@ -19,6 +19,7 @@ from dtasm_opt.core.limits import (
     DEFAULT_COLUMN_ROUNDS,
     DEFAULT_NEIGHBOURHOOD_TRIES,
     DEFAULT_OPEN_LOAD_TREE_ROUNDS,
+    DEFAULT_TREE_REACH,
     DEFAULT_TREE_ROUNDS,
 )
 from dtasm_opt.core.options import option
@@ -59,6 +60,12 @@ class MethodSettings:
         None,
         "lagrangian: the tree search's knapsack rounds on a step whose load stage is not "
         f"proven, a work limit (at most tree_rounds; default {DEFAULT_OPEN_LOAD_TREE_ROUNDS})",
+    )
+    tree_reach: int | None = option(
+        None,
+        "lagrangian: the tree search starts where the tie-break's bound is 1 to this many "
+        "migrations short, on a step whose load stage is proven (elsewhere at most 2; "
+        f"default {DEFAULT_TREE_REACH})",
     )
     column_rounds: int | None = option(
         None,

@@ -22,7 +22,8 @@ whole-hertz multipliers). Where the bound ends one to ``column_reach`` migration
 Dantzig-Wolfe bound, which the ascent stalls under. Migrations are integers,
 so ceil(bound) >= the best plan proves it, and HiGHS's stage 2 is not run.
 Otherwise HiGHS (``milp``'s stage 2) looks for a better plan, and the bound
-goes on towards its incumbent. Where the bound stays at most ``TREE_REACH`` short, a branch
+goes on towards its incumbent. Where the bound stays at most ``tree_reach`` short (at most
+``TREE_REACH`` where the load stage is open), a branch
 and bound on it (:mod:`.lagrangian_tree`, ``tree_rounds`` knapsack rounds, at most
 ``open_load_tree_rounds`` where the load stage is not proven) looks for better plans and
 proves the best it finds; where that stops at its limit with the bound one
@@ -62,11 +63,13 @@ from dtasm_opt.core.limits import (
     DEFAULT_COLUMN_ROUNDS,
     DEFAULT_NODE_LIMIT,
     DEFAULT_OPEN_LOAD_TREE_ROUNDS,
+    DEFAULT_TREE_REACH,
     DEFAULT_TREE_ROUNDS,
     MAX_COLUMN_REACH,
     MAX_COLUMN_ROUNDS,
     MAX_NEIGHBOURHOOD_TRIES,
     MAX_NODE_LIMIT,
+    MAX_TREE_REACH,
     MAX_TREE_ROUNDS,
     check_at_most,
 )
@@ -149,6 +152,14 @@ TREE_REACH = 2
 # plan 1 better, two bounds about a migration higher; on 50 other states of the rollouts the
 # same actions as with 2 (docs/exact.md). On a (60, 2) state (a test) it proves one 4 short.
 COLUMN_REACH = DEFAULT_COLUMN_REACH
+# How far short the bound may be for the tree to start, where the load stage is proven
+# (``tree_reach``; TREE_REACH where it is open). After column generation three short, on
+# three tie-breaks of the U = 200 rollouts, the tree proved two (54 and 80 migrations, where
+# the rollouts had 57 and 82; 55,041 and 95,013 rounds, 94 and 162 s) and found 66 for 67 on
+# the third (stopped at 20,000 nodes, 348 s); docs/exact.md.
+TREE_REACH_PROVEN = DEFAULT_TREE_REACH
+
+
 # Where the first tries leave the tie-break unproven, more users go free before HiGHS's stage
 # 2: these counts, each at the ascent's multipliers and at the climbed ones (the picks differ,
 # and each found plans the other did not). On 70 rollout states at (200, 8) they settled 6
@@ -156,6 +167,15 @@ COLUMN_REACH = DEFAULT_COLUMN_REACH
 # steps from 746 s to 598 s; a try costs 0.1-2.7 s, HiGHS's root on the restricted MIP
 # (docs/design.md §9).
 ESCALATION_FREE = (20, 40)
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How many migrations short the tie-break's bound may be for column generation and for
+    the tree search to run, on one step (:meth:`LagrangianEngine.reach_of`)."""
+
+    columns: int
+    tree: int
 
 
 @dataclass
@@ -169,6 +189,7 @@ class LagrangianEngine:
     open_load_tree_rounds: int = OPEN_LOAD_TREE_ROUNDS  # at most tree_rounds
     column_rounds: int = COLUMN_ROUNDS
     column_reach: int = COLUMN_REACH  # TREE_REACH at most where the load stage is open
+    tree_reach: int = TREE_REACH_PROVEN  # the same
     load_rounds: int = LOAD_ROUNDS
     load_plans: int = LOAD_PLAN_TRIES
     overloaded_nodes: int | None = None  # None: HiGHS's stage node limit, as any load stage
@@ -230,10 +251,10 @@ class LagrangianEngine:
         3. Otherwise HiGHS's stage 2 from the restricted tries' plan, with the method's
            limits (``milp``'s), incumbent z (the better of its plan and the neighbourhood
            search's); the bound again towards z where HiGHS found a better plan; column
-           generation where the bound is 1 to :meth:`column_reach_of` short of z.
-        4. If the bound proves z - TREE_REACH but not z, the tree search: better plans, and a
-           proof whose tree is the certificate (:mod:`.lagrangian_tree`), within
-           :meth:`tree_budget` (smaller where ``load_proven`` is false).
+           generation where the bound is 1 to :meth:`reach_of` ``.columns`` short of z.
+        4. If the bound proves z - :meth:`reach_of` ``.tree`` but not z, the tree search:
+           better plans, and a proof whose tree is the certificate (:mod:`.lagrangian_tree`),
+           within :meth:`tree_budget` (smaller where ``load_proven`` is false).
         5. If the tree stopped at its limit, HiGHS at its own, and the bound proves z - 1
            but not z, only a plan of exactly z - 1 migrations can beat z: every pair whose
            forced bound reaches z is fixed to 0 (reduced-cost fixing) and HiGHS searches
@@ -251,7 +272,7 @@ class LagrangianEngine:
         start = time.perf_counter()
         highs_s, nodes, rounds, certify_s, proof = 0.0, 0, 0, 0.0, None
         by_ascent = False
-        reach = self.column_reach_of(load_proven)  # column generation's
+        reach = self.reach_of(load_proven)
         if not dual.proves(bound, dual.value(chosen)):
             t0 = time.perf_counter()
             # The ascent first, from stage 1's plan: its rounds cost about 1 ms at (200, 8)
@@ -299,7 +320,7 @@ class LagrangianEngine:
                 by_ascent = True
         value = dual.value(chosen)
         grid_hz, table_lam = dual.grid_hz, lam
-        if not dual.proves(bound, value) and dual.proves(bound, value - TREE_REACH):
+        if not dual.proves(bound, value) and dual.proves(bound, value - reach.tree):
             # Fixing and the tree need the DP's tables (1 MHz), whose bound at the
             # whole-hertz multipliers can be a migration or more lower: climb on that grid
             # first (docs/design.md §9).
@@ -317,7 +338,7 @@ class LagrangianEngine:
         if (
             tree_rounds > 0
             and not dual.proves(bound, value)
-            and dual.proves(bound, value - TREE_REACH)
+            and dual.proves(bound, value - reach.tree)
         ):
             t0 = time.perf_counter()
             # The clock as a safety net only, the tie-break stage's own limit (where a round
@@ -429,23 +450,26 @@ class LagrangianEngine:
         )
         return result.multipliers, result.bound, chosen, result.iterations
 
-    def column_reach_of(self, load_proven: bool) -> int:
-        """How many migrations short the tie-break's bound may be for column generation to
-        run: ``column_reach``, at most ``TREE_REACH`` where the load stage is open."""
-        return self.column_reach if load_proven else min(self.column_reach, TREE_REACH)
+    def reach_of(self, load_proven: bool) -> Reach:
+        """How many migrations short the tie-break's bound may be for column generation and
+        for the tree to run: ``column_reach`` and ``tree_reach``, each at most ``TREE_REACH``
+        where the load stage is open (a proven tie-break there proves no step)."""
+        if load_proven:
+            return Reach(self.column_reach, self.tree_reach)
+        return Reach(min(self.column_reach, TREE_REACH), min(self.tree_reach, TREE_REACH))
 
     def _columns(
-        self, dual, table, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict, reach: int
+        self, dual, table, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict, reach
     ) -> tuple[float, np.ndarray, np.ndarray, int]:
-        """Column generation from ``lam`` where the bound is 1..``reach`` short of ``chosen``
-        (:meth:`column_reach_of`): (bound, multipliers, plan, knapsack rounds spent)."""
+        """Column generation from ``lam`` where the bound is 1..``reach.columns`` short of
+        ``chosen`` (:meth:`reach_of`): (bound, multipliers, plan, knapsack rounds spent)."""
         value = dual.value(chosen)
-        if self.column_rounds == 0 or not 1 <= _short_by(bound, value) <= reach:
+        if self.column_rounds == 0 or not 1 <= _short_by(bound, value) <= reach.columns:
             return bound, lam, chosen, 0
         t0 = time.perf_counter()
         # Further short than the tree's reach, the bound's use is to come within it: the
         # search stops short only where the Dantzig-Wolfe bound cannot.
-        slack = TREE_REACH if _short_by(bound, value) > TREE_REACH else 0
+        slack = reach.tree if _short_by(bound, value) > reach.tree else 0
         columns = column_generation(dual, lam, chosen, self.column_rounds, slack=slack)
         info.update(
             ascent_bound=bound,
@@ -480,12 +504,12 @@ class LagrangianEngine:
         return bound, lam, chosen, again.iterations
 
     def _neighbourhoods(
-        self, dual, table, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict, reach: int
+        self, dual, table, lam: np.ndarray, bound: float, chosen: np.ndarray, info: dict, reach
     ) -> tuple[float, np.ndarray, np.ndarray, int]:
         """Where the bound does not prove ``chosen``, the large-neighbourhood search from it
         (:mod:`.server_neighbourhoods`, at most ``neighbourhood_tries`` neighbourhoods); then
         the ascent towards a better plan, and column generation where that leaves the bound
-        1 to ``reach`` short (which settled bench_exact's s1-t5 without HiGHS's stage 2).
+        1 to ``reach.columns`` short (which settled bench_exact's s1-t5 without HiGHS's stage 2).
         (bound, multipliers, plan, knapsack rounds spent)."""
         value = dual.value(chosen)
         if self.neighbourhood_tries == 0 or dual.proves(bound, value):
@@ -595,6 +619,7 @@ def make_lagrangian(name: str, settings: MethodSettings) -> LagrangianEngine:
     )
     columns = _rounds(settings.column_rounds, COLUMN_ROUNDS, "column_rounds", MAX_COLUMN_ROUNDS)
     reach = _rounds(settings.column_reach, COLUMN_REACH, "column_reach", MAX_COLUMN_REACH)
+    tree_reach = _rounds(settings.tree_reach, TREE_REACH_PROVEN, "tree_reach", MAX_TREE_REACH)
     neighbourhoods = _rounds(
         settings.neighbourhood_tries,
         NEIGHBOURHOOD_TRIES,
@@ -611,6 +636,7 @@ def make_lagrangian(name: str, settings: MethodSettings) -> LagrangianEngine:
         open_load_tree_rounds=open_load_tree_rounds,
         column_rounds=columns,
         column_reach=reach,
+        tree_reach=tree_reach,
         neighbourhood_tries=neighbourhoods,
         overloaded_nodes=overloaded,
     )

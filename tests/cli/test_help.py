@@ -52,6 +52,7 @@ def test_engine_work_limits_in_help_are_the_engines():
         ("--tree-rounds", engine.TREE_ROUNDS),
         ("--open-load-tree-rounds", engine.OPEN_LOAD_TREE_ROUNDS),
         ("--column-reach", engine.COLUMN_REACH),
+        ("--tree-reach", engine.TREE_REACH_PROVEN),
         ("--column-rounds", engine.COLUMN_ROUNDS),
         ("--neighbourhood-tries", engine.NEIGHBOURHOOD_TRIES),
     ):

@@ -168,17 +168,20 @@ def test_column_reach_takes_column_generation_to_a_bound_further_short() -> None
     assert stock.metrics["migrated"] == migrated
 
 
-def test_column_reach_is_the_trees_where_the_load_stage_is_open() -> None:
-    """The rule itself: ``column_reach`` on a step whose load stage is proven, at most the
-    tree's reach (2) where it is open (there a proven tie-break proves no step, and at
-    U = 280 every tie-break is far short); 0 turns it off on proven steps."""
+def test_the_reaches_are_2_at_most_where_the_load_stage_is_open() -> None:
+    """The rule itself: ``column_reach`` and ``tree_reach`` on a step whose load stage is
+    proven, at most 2 (``TREE_REACH``) where it is open (there a proven tie-break proves no
+    step, and at U = 280 every tie-break is far short); 0 turns either off."""
     from dtasm_opt.solvers.exact import engine as eng
 
-    assert engine().column_reach_of(True) == eng.COLUMN_REACH
-    wide = engine(column_reach=8)
-    assert (wide.column_reach_of(True), wide.column_reach_of(False)) == (8, eng.TREE_REACH)
-    off = engine(column_reach=0)
-    assert (off.column_reach_of(True), off.column_reach_of(False)) == (0, 0)
+    default = engine()
+    assert default.reach_of(True) == eng.Reach(eng.COLUMN_REACH, eng.TREE_REACH_PROVEN)
+    assert default.reach_of(False) == eng.Reach(eng.TREE_REACH, eng.TREE_REACH)
+    assert eng.COLUMN_REACH > eng.TREE_REACH_PROVEN > eng.TREE_REACH == 2
+    wide = engine(column_reach=6, tree_reach=4)
+    assert (wide.reach_of(True), wide.reach_of(False)) == (eng.Reach(6, 4), eng.Reach(2, 2))
+    off = engine(column_reach=0, tree_reach=0)
+    assert off.reach_of(True) == off.reach_of(False) == eng.Reach(0, 0)
 
 
 def test_a_slack_goes_on_where_the_bound_can_still_come_within_it() -> None:

@@ -84,6 +84,7 @@ def test_wall_clock_still_guards_and_is_named_when_it_binds():
         ("lagrangian", MethodSettings(open_load_tree_rounds=-1), "open_load_tree_rounds"),
         ("lagrangian", MethodSettings(column_reach=-1), "column_reach"),
         ("lagrangian", MethodSettings(column_reach=True), "column_reach"),
+        ("lagrangian", MethodSettings(tree_reach=-1), "tree_reach"),
         ("lagrangian", MethodSettings(column_rounds=2.5), "column_rounds"),  # type: ignore[arg-type]
         ("lagrangian", MethodSettings(column_rounds=10**9), "column_rounds"),
         ("lagrangian", MethodSettings(overloaded_nodes=-1), "overloaded_nodes"),
