@@ -28,7 +28,7 @@ MAX_NEIGHBOURHOOD_TRIES = 10**8  # the engine's neighbourhood search: the same s
 
 # The engine's default work limits, where the settings name none. They live here, not in the
 # engine, so that the command lines' help states them without importing the solvers; the
-# engine's modules say why each has its value (solvers/exact/engine.py,
+# engine's modules say why each has its value (solvers/exact/engine.py, tie_break.py,
 # server_neighbourhoods.py).
 DEFAULT_NODE_LIMIT = 2_000  # HiGHS nodes per stage
 DEFAULT_TREE_ROUNDS = 400_000  # knapsack rounds of the tie-break's tree search

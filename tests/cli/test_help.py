@@ -44,16 +44,16 @@ def test_defaults_that_depend_on_the_method_are_named_once():
 
 def test_engine_work_limits_in_help_are_the_engines():
     """The help states the engine's own defaults, not a copy that drifts from them."""
-    from dtasm_opt.solvers.exact import engine
+    from dtasm_opt.solvers.exact import engine, tie_break
 
     helps = flag_helps("solve")
     assert helps["--node-limit"].endswith(f"(lagrangian's default: {engine.ENGINE_NODE_LIMIT})")
     for flag, value in (
-        ("--tree-rounds", engine.TREE_ROUNDS),
-        ("--open-load-tree-rounds", engine.OPEN_LOAD_TREE_ROUNDS),
-        ("--column-reach", engine.COLUMN_REACH),
-        ("--tree-reach", engine.TREE_REACH_PROVEN),
-        ("--column-rounds", engine.COLUMN_ROUNDS),
-        ("--neighbourhood-tries", engine.NEIGHBOURHOOD_TRIES),
+        ("--tree-rounds", tie_break.TREE_ROUNDS),
+        ("--open-load-tree-rounds", tie_break.OPEN_LOAD_TREE_ROUNDS),
+        ("--column-reach", tie_break.COLUMN_REACH),
+        ("--tree-reach", tie_break.TREE_REACH_PROVEN),
+        ("--column-rounds", tie_break.COLUMN_ROUNDS),
+        ("--neighbourhood-tries", tie_break.NEIGHBOURHOOD_TRIES),
     ):
         assert helps[flag].endswith(f"default: {value})"), helps[flag]

@@ -120,7 +120,7 @@ def test_the_engine_certifies_where_the_ascent_stops_one_short() -> None:
     assert first.info["stage2_proof"] == "certificate" and first.info["stage2_nodes"] == 0
     assert first.info["column_status"] == "proven"
     assert verify(inst, as_json(first)) == []
-    method.neighbourhood_tries = 0
+    method.tie_break.neighbourhood_tries = 0
     sol = judge(method, inst)
     info = sol.info
     assert info["stage2_highs_status"] == "work_limit"
@@ -133,7 +133,7 @@ def test_the_engine_certifies_where_the_ascent_stops_one_short() -> None:
     assert mig["proves_optimal"] and "tree" not in mig
     assert verify(inst, as_json(sol)) == []
     plain_method = engine(seed=2, time_limit_s=60.0, node_limit=1, tree_rounds=0, column_rounds=0)
-    plain_method.neighbourhood_tries = 0
+    plain_method.tie_break.neighbourhood_tries = 0
     plain = judge(plain_method, inst)
     assert "column_rounds" not in plain.info and "ascent_bound" not in plain.info
     assert plain.info["stage2_proof"] == "fixing", plain.info
@@ -172,16 +172,16 @@ def test_the_reaches_are_2_at_most_where_the_load_stage_is_open() -> None:
     """The rule itself: ``column_reach`` and ``tree_reach`` on a step whose load stage is
     proven, at most 2 (``TREE_REACH``) where it is open (there a proven tie-break proves no
     step, and at U = 280 every tie-break is far short); 0 turns either off."""
-    from dtasm_opt.solvers.exact import engine as eng
+    from dtasm_opt.solvers.exact import tie_break as tb
 
-    default = engine()
-    assert default.reach_of(True) == eng.Reach(eng.COLUMN_REACH, eng.TREE_REACH_PROVEN)
-    assert default.reach_of(False) == eng.Reach(eng.TREE_REACH, eng.TREE_REACH)
-    assert eng.COLUMN_REACH > eng.TREE_REACH_PROVEN > eng.TREE_REACH == 2
-    wide = engine(column_reach=6, tree_reach=4)
-    assert (wide.reach_of(True), wide.reach_of(False)) == (eng.Reach(6, 4), eng.Reach(2, 2))
-    off = engine(column_reach=0, tree_reach=0)
-    assert off.reach_of(True) == off.reach_of(False) == eng.Reach(0, 0)
+    default = engine().tie_break
+    assert default.reach_of(True) == tb.Reach(tb.COLUMN_REACH, tb.TREE_REACH_PROVEN)
+    assert default.reach_of(False) == tb.Reach(tb.TREE_REACH, tb.TREE_REACH)
+    assert tb.COLUMN_REACH > tb.TREE_REACH_PROVEN > tb.TREE_REACH == 2
+    wide = engine(column_reach=6, tree_reach=4).tie_break
+    assert (wide.reach_of(True), wide.reach_of(False)) == (tb.Reach(6, 4), tb.Reach(2, 2))
+    off = engine(column_reach=0, tree_reach=0).tie_break
+    assert off.reach_of(True) == off.reach_of(False) == tb.Reach(0, 0)
 
 
 def test_a_slack_goes_on_where_the_bound_can_still_come_within_it() -> None:

@@ -443,7 +443,7 @@ def test_escalated_tries_prove_a_tie_break_that_went_to_highs(
     """More free users (ESCALATION_FREE) find the plan the bound proves, so HiGHS's stage 2
     does not run; without them the engine hands the same state to HiGHS. The proof is the
     certificate, which ``verify`` recomputes with its own knapsacks."""
-    import dtasm_opt.solvers.exact.engine as engine_module
+    import dtasm_opt.solvers.exact.tie_break as tie_break_module
 
     calls: list[float] = []
 
@@ -451,7 +451,7 @@ def test_escalated_tries_prove_a_tie_break_that_went_to_highs(
         calls.append(float(chosen.sum()))
         return chosen, {"stage2_status": "work_limit", "stage2_s": 0.0, "stage2_nodes": 0}
 
-    monkeypatch.setattr(engine_module, "second_stage", no_highs)
+    monkeypatch.setattr(tie_break_module, "second_stage", no_highs)
     sol = judge(engine(), escalation_state)
     assert calls == []
     assert sol.info["stage2_proof"] == "certificate" and sol.info["restricted_free"] > 10
@@ -459,7 +459,7 @@ def test_escalated_tries_prove_a_tie_break_that_went_to_highs(
     assert sol.metrics["migrated"] == math.ceil(sol.info["lagrangian_bound"] - 1e-6)
     assert verify(escalation_state, as_json(sol)) == []
     without = engine(tree_rounds=0, column_rounds=0)
-    without.escalate, without.neighbourhood_tries = False, 0
+    without.tie_break.escalate, without.tie_break.neighbourhood_tries = False, 0
     off = judge(without, escalation_state)
     assert len(calls) >= 1 and "restricted_free" not in off.info
     assert off.metrics["migrated"] > sol.metrics["migrated"]
@@ -471,7 +471,7 @@ def test_the_neighbourhood_search_proves_a_tie_break_that_went_to_highs(monkeypa
     finds the plan that the bound proves, so HiGHS's stage 2 does not run. Without that
     search the same state goes to HiGHS (here a stand-in that finds nothing), and the step
     ends one migration worse. The certificate is checked by ``verify``."""
-    import dtasm_opt.solvers.exact.engine as engine_module
+    import dtasm_opt.solvers.exact.tie_break as tie_break_module
     from dtasm_opt.experiments.states import rollout_state
 
     state = rollout_state(Scenario(users=200, servers=8), seed=1, step=6)
@@ -481,7 +481,7 @@ def test_the_neighbourhood_search_proves_a_tie_break_that_went_to_highs(monkeypa
         calls.append(float(chosen.sum()))
         return chosen, {"stage2_status": "work_limit", "stage2_s": 0.0, "stage2_nodes": 0}
 
-    monkeypatch.setattr(engine_module, "second_stage", no_highs)
+    monkeypatch.setattr(tie_break_module, "second_stage", no_highs)
     sol = judge(engine(), state)
     assert calls == []
     assert sol.info["stage2_proof"] == "certificate" and sol.info["neighbourhood_tries"] >= 1
@@ -489,7 +489,8 @@ def test_the_neighbourhood_search_proves_a_tie_break_that_went_to_highs(monkeypa
     assert sol.metrics["migrated"] == math.ceil(sol.info["lagrangian_bound"] - 1e-6)
     assert verify(state, as_json(sol)) == []
     without = engine(tree_rounds=0, column_rounds=0, neighbourhood_tries=0)  # the setting
-    assert without.neighbourhood_tries == 0 and engine().neighbourhood_tries == 56
+    assert without.tie_break.neighbourhood_tries == 0
+    assert engine().tie_break.neighbourhood_tries == 56
     off = judge(without, state)
     assert len(calls) >= 1 and "neighbourhood_tries" not in off.info
     assert off.metrics["migrated"] > sol.metrics["migrated"]

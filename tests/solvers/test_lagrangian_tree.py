@@ -319,16 +319,16 @@ def test_the_tree_budget_is_smaller_only_where_the_load_stage_is_open() -> None:
     """The budget rule itself: ``tree_rounds`` where the load stage is proven, at most
     ``open_load_tree_rounds`` where it is not, the node cap from the rounds; the defaults
     are the ones the help states."""
-    from dtasm_opt.solvers.exact import engine as eng
+    from dtasm_opt.solvers.exact import tie_break as tb
 
-    default = engine()
-    assert default.tree_budget(True) == (eng.TREE_ROUNDS, eng.TREE_ROUNDS // eng.ROUNDS_PER_NODE)
-    assert default.tree_budget(False) == (eng.OPEN_LOAD_TREE_ROUNDS, eng.TREE_NODES)
-    assert eng.TREE_ROUNDS > eng.OPEN_LOAD_TREE_ROUNDS
-    small = engine(tree_rounds=1_500)  # an old study's budget: the same on every step
-    assert small.tree_budget(True) == small.tree_budget(False) == (1_500, eng.TREE_NODES)
-    off = engine(open_load_tree_rounds=0)
-    assert off.tree_budget(False)[0] == 0 and off.tree_budget(True)[0] == eng.TREE_ROUNDS
+    default = engine().tie_break
+    assert default.tree_budget(True) == (tb.TREE_ROUNDS, tb.TREE_ROUNDS // tb.ROUNDS_PER_NODE)
+    assert default.tree_budget(False) == (tb.OPEN_LOAD_TREE_ROUNDS, tb.TREE_NODES)
+    assert tb.TREE_ROUNDS > tb.OPEN_LOAD_TREE_ROUNDS
+    small = engine(tree_rounds=1_500).tie_break  # an old study's budget: the same on every step
+    assert small.tree_budget(True) == small.tree_budget(False) == (1_500, tb.TREE_NODES)
+    off = engine(open_load_tree_rounds=0).tie_break
+    assert off.tree_budget(False)[0] == 0 and off.tree_budget(True)[0] == tb.TREE_ROUNDS
 
 
 def test_an_open_load_stage_gets_the_smaller_tree(one_short: Instance) -> None:
@@ -347,5 +347,5 @@ def test_an_open_load_stage_gets_the_smaller_tree(one_short: Instance) -> None:
     # rounds are checked as the node ends)
     proven = judge(engine(time_limit_s=60.0, node_limit=1, open_load_tree_rounds=1), one_short)
     assert proven.status == "optimal"
-    assert proven.info["tree_budget"] == engine().tree_rounds
+    assert proven.info["tree_budget"] == engine().tie_break.tree_rounds
     assert proven.info["stage2_proof"] == "tree"
