@@ -13,12 +13,12 @@ where it does not finish), the ascent climbing towards each; more users go free
 plan; the better plan is kept). Reduced-cost fixing and the tree search need the DP's tables,
 so they work on the 1 MHz grid, from that grid's own ascent (at most ``ASCENT_ROUNDS`` rounds
 from the whole-hertz multipliers). Where the bound ends one to ``column_reach`` migrations
-short (at most ``TREE_REACH`` where the load stage is open), column generation
+short (at most ``OPEN_LOAD_REACH`` where the load stage is open), column generation
 (:mod:`.column_generation`, ``column_rounds`` knapsack rounds) climbs on towards the
 Dantzig-Wolfe bound, which the ascent stalls under. Migrations are integers, so ceil(bound) >=
 the best plan proves it, and HiGHS's stage 2 is not run. Otherwise HiGHS (``milp``'s stage 2)
 looks for a better plan, and the bound goes on towards its incumbent. Where the bound stays at
-most ``tree_reach`` short (at most ``TREE_REACH`` where the load stage is open), a branch and
+most ``tree_reach`` short (at most ``OPEN_LOAD_REACH`` where the load stage is open), a branch and
 bound on it (:mod:`.lagrangian_tree`, ``tree_rounds`` knapsack rounds, at most
 ``open_load_tree_rounds`` where the load stage is not proven) looks for better plans and proves
 the best it finds; where that stops at its limit with the bound one migration short and HiGHS
@@ -104,21 +104,24 @@ OPEN_LOAD_TREE_ROUNDS = DEFAULT_OPEN_LOAD_TREE_ROUNDS
 TREE_NODES = 5_000
 ROUNDS_PER_NODE = 20
 # Column generation's knapsack rounds (:mod:`.column_generation`), from the ascent's end where
-# its bound is one or two migrations short (TREE_REACH): on bench states it reached the
-# Dantzig-Wolfe bound, or showed that it cannot prove the incumbent, in 120-230 rounds.
+# its bound is 1 to ``column_reach`` migrations short: on bench states one or two short it
+# reached the Dantzig-Wolfe bound, or showed that it cannot prove the incumbent, in 120-230
+# rounds.
 COLUMN_ROUNDS = DEFAULT_COLUMN_ROUNDS
-TREE_REACH = 2
+# Both reaches where the load stage is open, whatever the settings name: a proven tie-break
+# there proves no step.
+OPEN_LOAD_REACH = 2
 # How far short the bound may be for column generation to run, on a step whose load stage is
-# proven (elsewhere TREE_REACH at most: there a proven tie-break does not prove the step, and
+# proven (elsewhere OPEN_LOAD_REACH at most: there a proven tie-break does not prove the step, and
 # at U = 280, where every tie-break is far short, it would add 10-23 s to steps of 23 s).
-# Further short than TREE_REACH it climbs until the Dantzig-Wolfe bound is seen unable to
+# Further short than OPEN_LOAD_REACH it climbs until the Dantzig-Wolfe bound is seen unable to
 # come within the tree's reach. On four tie-breaks of the U = 200 rollouts left 4-5 short
 # (2-3 s of it each): one proven by the tree after it, with a plan 2 better (39 to 37), one
 # plan 1 better, two bounds about a migration higher; on 50 other states of the rollouts the
 # same actions as with 2 (docs/exact.md). On a (60, 2) state (a test) it proves one 4 short.
 COLUMN_REACH = DEFAULT_COLUMN_REACH
 # How far short the bound may be for the tree to start, where the load stage is proven
-# (``tree_reach``; TREE_REACH where it is open). After column generation three short, on
+# (``tree_reach``; OPEN_LOAD_REACH where it is open). After column generation three short, on
 # three tie-breaks of the U = 200 rollouts, the tree proved two (54 and 80 migrations, where
 # the rollouts had 57 and 82; 55,041 and 95,013 rounds, 94 and 162 s) and found 66 for 67 on
 # the third (stopped at 20,000 nodes, 348 s); docs/exact.md.
@@ -151,7 +154,7 @@ class TieBreak:
     tree_rounds: int = TREE_ROUNDS
     open_load_tree_rounds: int = OPEN_LOAD_TREE_ROUNDS  # at most tree_rounds
     column_rounds: int = COLUMN_ROUNDS
-    column_reach: int = COLUMN_REACH  # TREE_REACH at most where the load stage is open
+    column_reach: int = COLUMN_REACH  # OPEN_LOAD_REACH at most where the load stage is open
     tree_reach: int = TREE_REACH_PROVEN  # the same
     escalate: bool = True  # the ESCALATION_FREE tries before HiGHS's stage 2
     neighbourhood_tries: int = NEIGHBOURHOOD_TRIES  # then two ESs' users re-placed at a time
@@ -168,11 +171,11 @@ class TieBreak:
 
     def reach_of(self, load_proven: bool) -> Reach:
         """How many migrations short the tie-break's bound may be for column generation and
-        for the tree to run: ``column_reach`` and ``tree_reach``, each at most ``TREE_REACH``
+        for the tree to run: ``column_reach`` and ``tree_reach``, each at most ``OPEN_LOAD_REACH``
         where the load stage is open (a proven tie-break there proves no step)."""
         if load_proven:
             return Reach(self.column_reach, self.tree_reach)
-        return Reach(min(self.column_reach, TREE_REACH), min(self.tree_reach, TREE_REACH))
+        return Reach(min(self.column_reach, OPEN_LOAD_REACH), min(self.tree_reach, OPEN_LOAD_REACH))
 
     def fewest_migrations(
         self,

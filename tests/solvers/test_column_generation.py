@@ -170,14 +170,14 @@ def test_column_reach_takes_column_generation_to_a_bound_further_short() -> None
 
 def test_the_reaches_are_2_at_most_where_the_load_stage_is_open() -> None:
     """The rule itself: ``column_reach`` and ``tree_reach`` on a step whose load stage is
-    proven, at most 2 (``TREE_REACH``) where it is open (there a proven tie-break proves no
+    proven, at most 2 (``OPEN_LOAD_REACH``) where it is open (there a proven tie-break proves no
     step, and at U = 280 every tie-break is far short); 0 turns either off."""
     from dtasm_opt.solvers.exact import tie_break as tb
 
     default = engine().tie_break
     assert default.reach_of(True) == tb.Reach(tb.COLUMN_REACH, tb.TREE_REACH_PROVEN)
-    assert default.reach_of(False) == tb.Reach(tb.TREE_REACH, tb.TREE_REACH)
-    assert tb.COLUMN_REACH > tb.TREE_REACH_PROVEN > tb.TREE_REACH == 2
+    assert default.reach_of(False) == tb.Reach(tb.OPEN_LOAD_REACH, tb.OPEN_LOAD_REACH)
+    assert tb.COLUMN_REACH > tb.TREE_REACH_PROVEN > tb.OPEN_LOAD_REACH == 2
     wide = engine(column_reach=6, tree_reach=4).tie_break
     assert (wide.reach_of(True), wide.reach_of(False)) == (tb.Reach(6, 4), tb.Reach(2, 2))
     off = engine(column_reach=0, tree_reach=0).tie_break
