@@ -60,7 +60,7 @@ class TreeSearch:
     nodes: int
     rounds: int  # knapsack rounds, coarse and fine
     tree: list[dict] | None  # the certificate's tree in preorder (when proven)
-    multipliers: list[list[float]]  # the tree's leaves point into this list
+    multipliers: list[np.ndarray]  # the tree's leaves point into this list
 
 
 class _Limit(Exception):
@@ -82,14 +82,16 @@ class _Search:
     timed_out: bool = False
 
     def __post_init__(self) -> None:
-        self.multipliers: list[list[float]] = []
+        # arrays, not lists of floats: a tree of 50,000 nodes keeps as many entries, and
+        # U floats in a list take four times the memory (about 6.5 KB at U = 200)
+        self.multipliers: list[np.ndarray] = []
         self.user_pairs = [
             np.flatnonzero(self.root.problem.pairs.user[self.root.pair_ids] == u)
             for u in range(self.root.problem.n_users)
         ]
 
     def _keep(self, lam: np.ndarray) -> int:
-        self.multipliers.append(lam.tolist())
+        self.multipliers.append(np.array(lam, dtype=np.float64))
         return len(self.multipliers) - 1
 
     def _closed(self, bound: float) -> bool:
@@ -233,7 +235,7 @@ def _force(dual: StageDual, k: int) -> StageDual:
     )
 
 
-def compact_multipliers(table: list[list[float]]) -> list:
+def compact_multipliers(table: list[np.ndarray]) -> list:
     """``table`` as a certificate writes it (``verify`` reads it back, bit for bit): each
     entry as the users whose multipliers differ from the earlier entry (of the
     ``COMPACT_WINDOW`` before it) that it differs from least, with their values, where that
@@ -256,7 +258,7 @@ def compact_multipliers(table: list[list[float]]) -> list:
                     {"base": lo + k, "users": changed.tolist(), "values": row[changed].tolist()}
                 )
                 continue
-        out.append(table[i])
+        out.append(row.tolist())
     return out
 
 

@@ -97,12 +97,17 @@ FIXED_SEARCH_NODES = 10_000
 # proved nothing in 545 s, so there the tree keeps OPEN_LOAD_TREE_ROUNDS (docs/exact.md).
 TREE_ROUNDS = DEFAULT_TREE_ROUNDS
 OPEN_LOAD_TREE_ROUNDS = DEFAULT_OPEN_LOAD_TREE_ROUNDS
-# The node cap: one node per ROUNDS_PER_NODE rounds of the budget, at least TREE_NODES (the
-# trees above spent 17-30 rounds a node; 40,000 rounds get 5,000 nodes as before, 400,000
-# get 20,000). A node is about 600 bytes of certificate: 3,893 nodes were 2.3 MB, which
-# verify rechecks in about a minute.
+# The node cap: one node per ROUNDS_PER_NODE rounds of the budget, at least TREE_NODES
+# (40,000 rounds get 5,000 nodes, 400,000 get 50,000). The trees above spent 17-30 rounds a
+# node, but the deep ones left open in the studies' reruns spend 6-8: at one per 20 rounds
+# (20,000 nodes) the cap, not the rounds, stopped them. On fig7_xi's xi = 1.0, seed 1, step
+# 29 the tree proves 48 migrations with 40,345 nodes in 332,659 rounds, where it stopped at
+# 20,000 nodes and 150,333 rounds; on fig4_training's seed 3, step 32 it finds 42 (43
+# before), still one short at 50,000 nodes (295,582 rounds). A node is 600-950 bytes of
+# certificate: 3,893 nodes were 2.3 MB, which verify rechecks in about a minute; the
+# 40,345 above, 38.5 MB and 7 minutes (docs/exact.md, "The tree's node cap").
 TREE_NODES = 5_000
-ROUNDS_PER_NODE = 20
+ROUNDS_PER_NODE = 8
 # Column generation's knapsack rounds (:mod:`.column_generation`), from the ascent's end where
 # its bound is 1 to ``column_reach`` migrations short: on bench states one or two short it
 # reached the Dantzig-Wolfe bound, or showed that it cannot prove the incumbent, in 120-230
