@@ -24,6 +24,8 @@ from dtasm_opt.core.limits import (
     DEFAULT_NEIGHBOURHOOD_TRIES,
     DEFAULT_NODE_LIMIT,
     DEFAULT_OPEN_LOAD_TREE_ROUNDS,
+    DEFAULT_ROUNDS_PER_TREE_NODE,
+    DEFAULT_TREE_NODES,
     DEFAULT_TREE_REACH,
     DEFAULT_TREE_ROUNDS,
     MAX_COLUMN_REACH,
@@ -31,6 +33,7 @@ from dtasm_opt.core.limits import (
     MAX_NEIGHBOURHOOD_TRIES,
     MAX_NODE_LIMIT,
     MAX_THREADS,
+    MAX_TREE_NODES,
     MAX_TREE_REACH,
     MAX_TREE_ROUNDS,
 )
@@ -187,6 +190,7 @@ def add_solver_options(p: argparse.ArgumentParser, *, time_limit_default: float 
 WORK_LIMITS = (
     "node_limit",
     "tree_rounds",
+    "tree_nodes",
     "open_load_tree_rounds",
     "column_rounds",
     "column_reach",
@@ -217,6 +221,11 @@ def add_work_limit_options(p: argparse.ArgumentParser | argparse._ArgumentGroup)
               ("--tree-rounds", MAX_TREE_ROUNDS, "tree search", DEFAULT_TREE_ROUNDS),
               ("--column-rounds", MAX_COLUMN_ROUNDS, "column generation", DEFAULT_COLUMN_ROUNDS),
           )),
+        ("--tree-nodes", 0, MAX_TREE_NODES, "lagrangian: nodes of the tie-break's tree "
+         "search per step, a work limit (0: no tree search; where the load stage is not proven "
+         f"at most one per {DEFAULT_ROUNDS_PER_TREE_NODE} of --open-load-tree-rounds; "
+         f"default: one per {DEFAULT_ROUNDS_PER_TREE_NODE} of its rounds, at least 5,000: "
+         f"{DEFAULT_TREE_NODES:,} at {DEFAULT_TREE_ROUNDS:,} rounds)"),
         ("--open-load-tree-rounds", 0, MAX_TREE_ROUNDS, "lagrangian: the tree search's "
          "knapsack rounds on a step whose load stage is not proven (an overloaded step, where "
          "a proven tie-break does not prove the step), a work limit (at most --tree-rounds; "

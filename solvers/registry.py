@@ -38,6 +38,7 @@ MILP_SETTINGS = (*EXACT_SETTINGS, "backend", "node_limit")
 LAGRANGIAN_SETTINGS = (
     *MILP_SETTINGS,
     "tree_rounds",
+    "tree_nodes",
     "open_load_tree_rounds",
     "column_rounds",
     "column_reach",

@@ -24,6 +24,7 @@ MAX_TREE_ROUNDS = 10**8  # the engine's tree search: at 45 ms a round, years; on
 MAX_COLUMN_ROUNDS = 10**8  # the engine's column generation: the same sanity cap
 MAX_COLUMN_REACH = MAX_USERS  # migrations short: no tie-break's bound is further below
 MAX_TREE_REACH = MAX_USERS  # the same for the tree search's reach
+MAX_TREE_NODES = 10**8  # its node cap: a node keeps 600-950 bytes of certificate
 MAX_NEIGHBOURHOOD_TRIES = 10**8  # the engine's neighbourhood search: the same sanity cap
 
 # The engine's default work limits, where the settings name none. They live here, not in the
@@ -36,6 +37,13 @@ DEFAULT_OPEN_LOAD_TREE_ROUNDS = 40_000  # the same where the step's load stage i
 DEFAULT_COLUMN_ROUNDS = 300  # knapsack rounds of its column generation
 DEFAULT_COLUMN_REACH = 8  # migrations its bound may be short for column generation to run
 DEFAULT_TREE_REACH = 3  # ... and for its tree search to start
+# Its node cap: one node per this many of the tree's rounds, at least DEFAULT_TREE_NODES_LEAST
+# (50,000 nodes at 400,000 rounds; 5,000 at 40,000)
+DEFAULT_ROUNDS_PER_TREE_NODE = 8
+DEFAULT_TREE_NODES_LEAST = 5_000
+DEFAULT_TREE_NODES = max(
+    DEFAULT_TREE_NODES_LEAST, DEFAULT_TREE_ROUNDS // DEFAULT_ROUNDS_PER_TREE_NODE
+)
 DEFAULT_NEIGHBOURHOOD_TRIES = 56  # neighbourhoods of its large-neighbourhood search
 
 

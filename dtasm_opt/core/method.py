@@ -19,6 +19,7 @@ from dtasm_opt.core.limits import (
     DEFAULT_COLUMN_ROUNDS,
     DEFAULT_NEIGHBOURHOOD_TRIES,
     DEFAULT_OPEN_LOAD_TREE_ROUNDS,
+    DEFAULT_ROUNDS_PER_TREE_NODE,
     DEFAULT_TREE_REACH,
     DEFAULT_TREE_ROUNDS,
 )
@@ -55,6 +56,12 @@ class MethodSettings:
         None,
         "lagrangian: knapsack rounds of the tie-break's tree search per step, a work limit "
         f"(0: no tree search; default {DEFAULT_TREE_ROUNDS})",
+    )
+    tree_nodes: int | None = option(
+        None,
+        "lagrangian: nodes of the tie-break's tree search per step, a work limit (where the "
+        "load stage is not proven at most the default from open_load_tree_rounds; default: "
+        f"one per {DEFAULT_ROUNDS_PER_TREE_NODE} of its rounds, at least 5,000)",
     )
     open_load_tree_rounds: int | None = option(
         None,

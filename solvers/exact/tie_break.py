@@ -42,11 +42,14 @@ from dtasm_opt.core.limits import (
     DEFAULT_COLUMN_REACH,
     DEFAULT_COLUMN_ROUNDS,
     DEFAULT_OPEN_LOAD_TREE_ROUNDS,
+    DEFAULT_ROUNDS_PER_TREE_NODE,
+    DEFAULT_TREE_NODES_LEAST,
     DEFAULT_TREE_REACH,
     DEFAULT_TREE_ROUNDS,
     MAX_COLUMN_REACH,
     MAX_COLUMN_ROUNDS,
     MAX_NEIGHBOURHOOD_TRIES,
+    MAX_TREE_NODES,
     MAX_TREE_REACH,
     MAX_TREE_ROUNDS,
     check_at_most,
@@ -97,17 +100,18 @@ FIXED_SEARCH_NODES = 10_000
 # proved nothing in 545 s, so there the tree keeps OPEN_LOAD_TREE_ROUNDS (docs/exact.md).
 TREE_ROUNDS = DEFAULT_TREE_ROUNDS
 OPEN_LOAD_TREE_ROUNDS = DEFAULT_OPEN_LOAD_TREE_ROUNDS
-# The node cap: one node per ROUNDS_PER_NODE rounds of the budget, at least TREE_NODES
-# (40,000 rounds get 5,000 nodes, 400,000 get 50,000). The trees above spent 17-30 rounds a
-# node, but the deep ones left open in the studies' reruns spend 6-8: at one per 20 rounds
+# The node cap (``tree_nodes``; where the settings name none, one node per ROUNDS_PER_NODE
+# rounds of the budget, at least TREE_NODES: 40,000 rounds get 5,000 nodes, 400,000 get
+# 50,000). The trees above spent 17-30 rounds a node, but the deep ones left open in the
+# studies' reruns spend 6-8: at one per 20 rounds
 # (20,000 nodes) the cap, not the rounds, stopped them. On fig7_xi's xi = 1.0, seed 1, step
 # 29 the tree proves 48 migrations with 40,345 nodes in 332,659 rounds, where it stopped at
 # 20,000 nodes and 150,333 rounds; on fig4_training's seed 3, step 32 it finds 42 (43
 # before), still one short at 50,000 nodes (295,582 rounds). A node is 600-950 bytes of
 # certificate: 3,893 nodes were 2.3 MB, which verify rechecks in about a minute; the
 # 40,345 above, 38.5 MB and 7 minutes (docs/exact.md, "The tree's node cap").
-TREE_NODES = 5_000
-ROUNDS_PER_NODE = 8
+TREE_NODES = DEFAULT_TREE_NODES_LEAST
+ROUNDS_PER_NODE = DEFAULT_ROUNDS_PER_TREE_NODE
 # Column generation's knapsack rounds (:mod:`.column_generation`), from the ascent's end where
 # its bound is 1 to ``column_reach`` migrations short: on bench states one or two short it
 # reached the Dantzig-Wolfe bound, or showed that it cannot prove the incumbent, in 120-230
@@ -157,6 +161,7 @@ class TieBreak:
 
     rounds: int = ASCENT_ROUNDS
     tree_rounds: int = TREE_ROUNDS
+    tree_nodes: int | None = None  # None: from the rounds (``ROUNDS_PER_NODE``)
     open_load_tree_rounds: int = OPEN_LOAD_TREE_ROUNDS  # at most tree_rounds
     column_rounds: int = COLUMN_ROUNDS
     column_reach: int = COLUMN_REACH  # OPEN_LOAD_REACH at most where the load stage is open
@@ -168,11 +173,18 @@ class TieBreak:
         """The tree search's (knapsack rounds, node cap) on a step whose load stage is proven
         or not: ``tree_rounds``, or where the load stage is open at most
         ``open_load_tree_rounds`` (a proven tie-break there leaves the step unproven, and the
-        trees there were futile); the node cap from the rounds (``ROUNDS_PER_NODE``)."""
+        trees there were futile); the node cap ``tree_nodes``, or where none is set one node
+        per ``ROUNDS_PER_NODE`` rounds (at least ``TREE_NODES``). Where the load stage is open
+        the cap is at most that default from its rounds, so that naming the default cap
+        changes no step: a study's spec names it to tell its cells from those of another cap
+        (``study --reuse``)."""
         rounds = self.tree_rounds
         if not load_proven:
             rounds = min(rounds, self.open_load_tree_rounds)
-        return rounds, max(TREE_NODES, rounds // ROUNDS_PER_NODE)
+        nodes = max(TREE_NODES, rounds // ROUNDS_PER_NODE)
+        if self.tree_nodes is not None:
+            nodes = self.tree_nodes if load_proven else min(nodes, self.tree_nodes)
+        return rounds, nodes
 
     def reach_of(self, load_proven: bool) -> Reach:
         """How many migrations short the tie-break's bound may be for column generation and
@@ -287,6 +299,7 @@ class TieBreak:
         tree_rounds, tree_nodes = self.tree_budget(load_proven)
         if (
             tree_rounds > 0
+            and tree_nodes > 0
             and not dual.proves(bound, value)
             and dual.proves(bound, value - reach.tree)
         ):
@@ -552,6 +565,9 @@ def make_tie_break(settings: MethodSettings) -> TieBreak:
 
     return TieBreak(
         tree_rounds=limit("tree_rounds", TREE_ROUNDS, MAX_TREE_ROUNDS),
+        tree_nodes=(
+            None if settings.tree_nodes is None else limit("tree_nodes", 0, MAX_TREE_NODES)
+        ),
         open_load_tree_rounds=limit(
             "open_load_tree_rounds", OPEN_LOAD_TREE_ROUNDS, MAX_TREE_ROUNDS
         ),

@@ -332,6 +332,38 @@ def test_the_tree_budget_is_smaller_only_where_the_load_stage_is_open() -> None:
     assert off.tree_budget(False)[0] == 0 and off.tree_budget(True)[0] == tb.TREE_ROUNDS
 
 
+def test_a_named_node_cap_is_the_cap_and_naming_the_default_changes_nothing() -> None:
+    """``tree_nodes`` caps the tree where the load stage is proven; where it is open the cap
+    is at most the default from that step's rounds. Naming the default cap (as a study's
+    spec does, to tell its cells from another cap's) gives every step the same budget."""
+    from dtasm_opt.core.limits import DEFAULT_TREE_NODES
+    from dtasm_opt.solvers.exact import tie_break as tb
+
+    default = engine().tie_break
+    named = engine(tree_nodes=DEFAULT_TREE_NODES).tie_break
+    for load_proven in (True, False):
+        assert named.tree_budget(load_proven) == default.tree_budget(load_proven)
+    assert default.tree_budget(True)[1] == DEFAULT_TREE_NODES == 50_000
+    old_cap = engine(tree_nodes=20_000).tie_break  # the cap the shipped studies ran
+    assert old_cap.tree_budget(True) == (tb.TREE_ROUNDS, 20_000)
+    assert old_cap.tree_budget(False) == default.tree_budget(False)  # 5,000 < 20,000
+    tiny = engine(tree_nodes=7).tie_break
+    assert tiny.tree_budget(True)[1] == tiny.tree_budget(False)[1] == 7
+
+
+def test_the_node_cap_stops_the_tree(one_short: Instance, by_tree) -> None:
+    """On the state the default tree proves in several nodes, a cap of one node stops it at
+    that node (work_limit, the same answer every run), and a cap of 0 runs no tree at all."""
+    assert by_tree.info["tree_nodes"] >= 2
+    capped = judge(engine(time_limit_s=60.0, node_limit=1, tree_nodes=1), one_short)
+    assert (capped.info["tree_status"], capped.info["tree_nodes"]) == ("work_limit", 1)
+    assert capped.info["tree_rounds"] < by_tree.info["tree_rounds"]
+    assert capped.info.get("stage2_proof") != "tree"
+    assert verify(one_short, as_json(capped)) == []
+    none = judge(engine(time_limit_s=60.0, node_limit=1, tree_nodes=0), one_short)
+    assert "tree_status" not in none.info
+
+
 def test_an_open_load_stage_gets_the_smaller_tree(one_short: Instance) -> None:
     """On a step whose load stage stays open (80 users on 3 ESs, HiGHS's load stage not run),
     the tree needs about 300 rounds: with open_load_tree_rounds 300 it proves the tie-break,

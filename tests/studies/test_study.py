@@ -4,6 +4,7 @@ kill: test_study_resume.py)."""
 from __future__ import annotations
 
 import json
+import tomllib
 from collections import defaultdict
 
 import pytest
@@ -11,6 +12,7 @@ from tiny_study import BASELINES, N_CELLS, ROOT, TINY, quiet, rows_of, write
 
 from dtasm_opt import study
 from dtasm_opt.core.records import STAGE2_COLUMNS
+from dtasm_opt.errors import InputError
 from dtasm_opt.studies.runner import run_study
 from dtasm_opt.studies.spec import load
 
@@ -526,3 +528,26 @@ def test_reuse_of_something_else_exits_2(tmp_path, capsys, monkeypatch, extra, m
     assert study.main([str(write(tmp_path, TINY)), "--out", str(out), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_named_node_cap_sets_the_engines_cells_apart():
+    """The tree's node cap changed (one node per 20 rounds, then per 8) without a setting
+    that said so: a spec naming ``tree_nodes`` gives its engine cells another run identity,
+    so ``--reuse`` takes no cell of a spec that did not (a shipped study's, on the old cap);
+    the spec refuses a negative cap by name."""
+    from dtasm_opt.studies.spec import parse
+
+    base = (
+        '[study]\nname = "t"\nmethods = ["lag"]\nseeds = [1]\nsteps = 4\nlast = 2\n'
+        "stage2_columns = true\n[scenario]\nusers = 20\nservers = 2\n"
+        '[method.lag]\nmethod = "lagrangian"\nnode_limit = 20\n'
+    )
+    plain, named = tomllib.loads(base), tomllib.loads(base + "tree_nodes = 50000\n")
+    a, b = parse(plain), parse(named)
+    cell = a.cells()[0]
+    assert b.method("lag").options["tree_nodes"] == 50_000
+    assert a.run_identity(cell) is not None
+    assert a.run_identity(cell) != b.run_identity(cell)
+    assert a.run_identity(cell, safety_nets=False) != b.run_identity(cell, safety_nets=False)
+    with pytest.raises(InputError, match="tree_nodes"):
+        parse(tomllib.loads(base + "tree_nodes = -1\n"))
