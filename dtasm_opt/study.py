@@ -4,6 +4,7 @@
     python -m dtasm_opt.study my_spec.toml --backend ray [--address HOST:PORT]
     python -m dtasm_opt.study fig4_training --quick                   # a smoke test
     python -m dtasm_opt.study --list                                  # the shipped specs
+    python -m dtasm_opt.study --status runs/fig6_users     # where a (running) study stands
 
 SPEC is a TOML file or the name of a shipped spec (package data, so it works from any
 folder). DIR (default ``runs/<name>/``, or ``runs/<name>-quick/`` with ``--quick``; the
@@ -28,6 +29,7 @@ from dtasm_opt.errors import InputError
 from dtasm_opt.studies import plots, report
 from dtasm_opt.studies.runner import BACKENDS, check_run, lock_folder, run_locked
 from dtasm_opt.studies.spec import load
+from dtasm_opt.studies.status import format_status, read_status
 
 PROG = "python -m dtasm_opt.study"
 EXIT_CELLS_FAILED = 1
@@ -65,6 +67,14 @@ def build_parser() -> cli.Parser:
         "spec", metavar="SPEC", nargs="?", help="a spec file (TOML) or a shipped spec's name"
     )
     p.add_argument("--list", action="store_true", help="list the shipped specs and exit")
+    p.add_argument(
+        "--status",
+        metavar="DIR",
+        default=None,
+        help="say where the study folder DIR stands (cells and rows complete, each unfinished "
+        "cell's saved rows, the run that holds it, exact steps proven) and exit; it only "
+        "reads, so it is safe beside the run",
+    )
     p.add_argument(
         "--out",
         metavar="DIR",
@@ -107,6 +117,11 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.list:
         for name, f in sorted(shipped_specs().items()):
             print(f"{name:<22} {load(f).description}")
+        return cli.EXIT_OK
+    if args.status is not None:
+        if args.spec is not None or args.reuse or args.report_only:
+            raise InputError("--status: give only the study folder (it runs nothing)")
+        print(format_status(read_status(args.status)))
         return cli.EXIT_OK
     if args.spec is None:
         raise InputError(f"SPEC: give a spec file or a shipped spec's name (see {PROG} --list)")

@@ -206,8 +206,8 @@ class StudyDir:
         smaller wall-clock limits (``spec.SAFETY_NETS``) where none of the steps taken came
         near them: a limit that stopped nothing changed nothing. Returns (cells copied whole,
         cells taken as first steps, how many of those under smaller limits)."""
-        old_spec = _spec_of_folder(old)
-        old_done = _ledger_entries(old / "cells.jsonl")
+        old_spec = spec_of_folder(old)
+        old_done = ledger_entries(old / "cells.jsonl")
         old_cells = {c.key(old_spec.axis): c for c in old_spec.cells()}
         done = [c for c in old_spec.cells() if c.key(old_spec.axis) in old_done]
         longer = {ident: c for c in done if (ident := old_spec.run_identity(c))}
@@ -380,7 +380,7 @@ def check_run(
             raise InputError(f"--reuse: {old} is not a folder")
         if Path(out).exists() and Path(old).resolve() == Path(out).resolve():
             raise InputError("--reuse: names the output folder itself; give the old folder")
-        _spec_of_folder(Path(old))
+        spec_of_folder(Path(old))
     if backend not in BACKENDS:
         raise InputError(f"--backend: {backend!r} is unknown, use one of {BACKENDS}")
     if workers < 1:
@@ -476,21 +476,21 @@ def run_locked(
     }
 
 
-def _spec_of_folder(folder: Path) -> Spec:
-    """The spec a study folder was run with, from its manifest."""
+def spec_of_folder(folder: Path, flag: str = "--reuse") -> Spec:
+    """The spec a study folder was run with, from its manifest (errors name ``flag``)."""
     manifest = folder / "manifest.json"
     if not manifest.is_file():
-        raise InputError(f"--reuse: {folder} is not a study folder (no manifest.json)")
+        raise InputError(f"{flag}: {folder} is not a study folder (no manifest.json)")
     doc: Any = files.read_json(manifest)
     try:
         text, quick = doc["spec"], bool(doc["config"]["quick"])
         spec = parse(tomllib.loads(text), text)
     except (KeyError, TypeError, tomllib.TOMLDecodeError, InputError) as exc:
-        raise InputError(f"--reuse: {manifest}: its spec cannot be read ({exc})") from None
+        raise InputError(f"{flag}: {manifest}: its spec cannot be read ({exc})") from None
     return shrink(spec) if quick else spec
 
 
-def _ledger_entries(ledger: Path) -> dict[str, dict]:
+def ledger_entries(ledger: Path) -> dict[str, dict]:
     """The cells a ledger lists as complete, by key (a torn last line is not one)."""
     entries: dict[str, dict] = {}
     if ledger.exists():

@@ -1,0 +1,185 @@
+"""Where a study folder stands, read without taking its lock (``study --status DIR``).
+
+A long study (hours of exact steps) runs in the background; this says, from the folder alone,
+how many cells and rows are complete, how far each unfinished cell has got (its saved
+progress, ``parts/<cell>.partial.json``, and when it was saved), whether a run holds the
+folder now, and, for the exact policies, how many of their steps so far are proven in each
+stage. It only reads: it is safe beside the run that writes the folder, and a file that the
+run replaces meanwhile is read as it was or as it is, never half.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from dtasm_opt.core import files
+from dtasm_opt.errors import InputError
+from dtasm_opt.studies.cells import PARTIAL_FORMAT, expected_rows
+from dtasm_opt.studies.runner import cell_file, ledger_entries, partial_file, spec_of_folder
+from dtasm_opt.studies.spec import Spec, fills_stage2
+
+
+@dataclass
+class CellProgress:
+    """One cell that is not complete: the rows its saved progress holds, and when it was
+    saved (None: nothing saved, the cell has not started or runs where nothing is saved)."""
+
+    key: str
+    rows: int
+    expected: int
+    saved_at: float | None = None
+
+
+@dataclass
+class MethodProgress:
+    """One method label's rows so far (complete cells' and saved ones) against all it will
+    have; for an exact policy, how many of them are proven in each stage (None otherwise)."""
+
+    rows: int = 0
+    expected: int = 0
+    load: int | None = None
+    tie_break: int | None = None
+
+
+@dataclass
+class StudyStatus:
+    name: str
+    folder: Path
+    cells: int
+    complete: int
+    rows: int  # expected in all
+    rows_done: int  # complete cells' rows and the saved rows of the others
+    open_cells: list[CellProgress] = field(default_factory=list)
+    writer: str = "none (no run holds the folder)"
+    methods: dict[str, MethodProgress] = field(default_factory=dict)
+
+
+def read_status(folder: str | Path) -> StudyStatus:
+    """The state of the study folder ``folder`` (an :class:`InputError` where it is none)."""
+    out = Path(folder)
+    if not out.is_dir():
+        raise InputError(f"--status: {out} is not a folder")
+    spec = spec_of_folder(out, flag="--status")
+    done = ledger_entries(out / "cells.jsonl")
+    methods = {
+        m.label: MethodProgress(**({"load": 0, "tie_break": 0} if fills_stage2(m) else {}))
+        for m in spec.methods
+    }
+    st = StudyStatus(spec.name, out, len(spec.cells()), 0, 0, 0, methods=methods)
+    for cell in spec.cells():
+        key, expected = cell.key(spec.axis), expected_rows(spec, cell)
+        progress = methods[cell.method]
+        st.rows += expected
+        progress.expected += expected
+        if key in done:
+            st.complete += 1
+            st.rows_done += expected
+            progress.rows += expected
+            if progress.load is not None:
+                _count(progress, _part_rows(out / "parts" / cell_file(spec, cell)))
+            continue
+        saved = _partial(spec, out / "parts" / partial_file(spec, cell), cell)
+        rows, saved_at = saved if saved else ([], None)
+        st.rows_done += len(rows)
+        progress.rows += len(rows)
+        st.open_cells.append(CellProgress(key, len(rows), expected, saved_at))
+        if progress.load is not None:
+            _count(progress, rows)
+    st.writer = _writer(out / ".lock")
+    return st
+
+
+def _partial(spec: Spec, path: Path, cell) -> tuple[list[dict], float] | None:
+    """A running cell's saved rows and the time they were saved; None where there are none
+    (or they belong to another spec's cell: the run ignores them too)."""
+    try:
+        saved_at = path.stat().st_mtime
+        doc = files.read_json(path)
+    except (FileNotFoundError, InputError):
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != PARTIAL_FORMAT:
+        return None
+    if doc.get("cell") != spec.cell_fingerprint(cell) or not isinstance(doc.get("rows"), list):
+        return None
+    return [r for r in doc["rows"] if isinstance(r, dict)], saved_at
+
+
+def _part_rows(path: Path) -> list[dict]:
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return list(csv.DictReader(fh))
+    except FileNotFoundError:  # the ledger lists it, so it exists unless deleted by hand
+        return []
+
+
+def _count(p: MethodProgress, rows: list[dict]) -> None:
+    p.load = (p.load or 0) + sum(r.get("status") == "optimal" for r in rows)
+    p.tie_break = (p.tie_break or 0) + sum(r.get("stage2_status") == "optimal" for r in rows)
+
+
+def _writer(lock: Path) -> str:
+    """Who holds the folder, from its lock file: a run removes the file when it ends, and a
+    file left by a killed run names a process that is gone."""
+    try:
+        doc = json.loads(lock.read_text(encoding="utf-8") or "{}")
+        pid, host, since = int(doc["pid"]), str(doc["host"]), str(doc["since"])
+    except FileNotFoundError:
+        return "none (no run holds the folder)"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unknown (its lock file does not say)"
+    who = f"pid {pid} on {host} since {since}"
+    if host != socket.gethostname():
+        return f"{who} (another machine: whether it still runs cannot be told from here)"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"none: {who} has stopped (rerun its command to resume)"
+    except PermissionError:
+        pass  # it exists, under another user
+    return f"{who}, running"
+
+
+def format_status(st: StudyStatus, now: float | None = None) -> str:
+    """The status as lines of text (``now``: the clock, for "saved N min ago")."""
+    now = time.time() if now is None else now
+    share = 100.0 * st.rows_done / st.rows if st.rows else 100.0
+    lines = [
+        f"{st.name} in {st.folder}: {st.complete} of {st.cells} cells complete, "
+        f"{st.rows_done:,} of {st.rows:,} rows ({share:.1f} %)",
+        f"writer: {st.writer}",
+    ]
+    if st.open_cells:
+        width = max(len(c.key) for c in st.open_cells)
+        lines.append(f"{'cell':<{width}}  {'rows':>11}  saved")
+        for c in st.open_cells:
+            rows = f"{c.rows}/{c.expected}"
+            if c.saved_at is None:
+                saved = "nothing yet"
+            else:
+                stamp = datetime.fromtimestamp(c.saved_at).strftime("%Y-%m-%d %H:%M:%S")
+                saved = f"{stamp} ({_ago(now - c.saved_at)})"
+            lines.append(f"{c.key:<{width}}  {rows:>11}  {saved}")
+    for label, p in st.methods.items():
+        if p.rows == p.expected and p.load is None:
+            continue  # complete, and nothing to prove
+        line = f"{label}: {p.rows:,} of {p.expected:,} rows"
+        if p.load is not None and p.rows:
+            line += f"; load stage proven on {p.load:,}, tie-break on {p.tie_break:,}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"

@@ -1,0 +1,130 @@
+"""``study --status DIR``: where a study folder stands, read without its lock."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+from tiny_study import write
+
+from dtasm_opt import study
+from dtasm_opt.studies.cells import PARTIAL_FORMAT
+from dtasm_opt.studies.runner import cell_file, partial_file
+from dtasm_opt.studies.spec import load
+from dtasm_opt.studies.status import read_status
+
+SPEC = """
+[study]
+name = "st"
+methods = ["nearest", "milp"]
+seeds = [1, 2]
+steps = 5
+last = 3
+stage2_columns = true
+
+[scenario]
+users = 30
+servers = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A complete study folder, and its spec file."""
+    tmp = tmp_path_factory.mktemp("status")
+    spec = write(tmp, SPEC)
+    out = tmp / "out"
+    assert study.main([str(spec), "--out", str(out), "--quiet"]) == 0
+    return spec, out
+
+
+def status_text(capsys, folder) -> str:
+    capsys.readouterr()
+    assert study.main(["--status", str(folder)]) == 0
+    return capsys.readouterr().out
+
+
+def test_a_complete_study_and_its_proofs_counted_from_its_rows(finished, capsys):
+    _, out = finished
+    text = status_text(capsys, out)
+    assert "st in " in text and "4 of 4 cells complete, 20 of 20 rows (100.0 %)" in text
+    assert "writer: none" in text
+    with open(out / "results.csv", newline="") as fh:
+        milp = [r for r in csv.DictReader(fh) if r["method"] == "milp"]
+    load_ok = sum(r["status"] == "optimal" for r in milp)
+    tie_ok = sum(r["stage2_status"] == "optimal" for r in milp)
+    assert len(milp) == 10 and load_ok > 0
+    assert f"milp: 10 of 10 rows; load stage proven on {load_ok}, tie-break on {tie_ok}" in text
+    assert "nearest:" not in text  # complete, nothing to prove
+
+
+def test_unfinished_cells_show_their_saved_rows(finished, tmp_path, capsys):
+    """A cell the ledger does not list is open: its saved progress counts (rows and the time
+    it was saved) where the file belongs to this spec's cell, and not where it does not."""
+    spec_path, done = finished
+    spec = load(spec_path)
+    out = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(done), str(out)], check=True)
+    ledger = (out / "cells.jsonl").read_text().splitlines(keepends=True)
+    dropped = [json.loads(line)["key"] for line in ledger[-2:]]
+    (out / "cells.jsonl").write_text("".join(ledger[:-2]))
+    cells = {c.key(spec.axis): c for c in spec.cells()}
+    saved, foreign = (cells[k] for k in dropped)
+    with open(out / "parts" / cell_file(spec, saved), newline="") as fh:
+        rows = list(csv.DictReader(fh))[:2]
+    for cell, fingerprint in ((saved, spec.cell_fingerprint(saved)), (foreign, "another")):
+        doc = {"format": PARTIAL_FORMAT, "cell": fingerprint, "state": {}, "rows": rows}
+        (out / "parts" / partial_file(spec, cell)).write_text(json.dumps(doc))
+    st = read_status(out)
+    assert st.complete == 2 and st.rows_done == 10 + 2
+    assert [(c.key, c.rows, c.expected) for c in st.open_cells] == [
+        (saved.key(None), 2, 5),
+        (foreign.key(None), 0, 5),
+    ]
+    text = status_text(capsys, out)
+    assert "2 of 4 cells complete, 12 of 20 rows (60.0 %)" in text
+    line = next(x for x in text.splitlines() if x.startswith(saved.key(None)))
+    assert "2/5" in line and "ago" in line
+    assert "nothing yet" in next(x for x in text.splitlines() if x.startswith(foreign.key(None)))
+
+
+def test_the_writer_from_the_lock_file(finished, tmp_path, capsys):
+    _, done = finished
+    out = tmp_path / "copy"
+    subprocess.run(["cp", "-r", str(done), str(out)], check=True)
+    lock = out / ".lock"
+    host = socket.gethostname()
+
+    def holder(pid: int, on: str = host) -> str:
+        info = {"pid": pid, "host": on, "command": "study", "since": "2026-01-01T00:00:00"}
+        lock.write_text(json.dumps(info) + "\n")
+        return read_status(out).writer
+
+    assert holder(os.getpid()).endswith(", running")
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert "has stopped (rerun its command to resume)" in holder(int(gone.stdout))
+    assert "another machine" in holder(os.getpid(), "elsewhere")
+    lock.write_text("not json")
+    assert read_status(out).writer.startswith("unknown")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--status", "{tmp}/none"], "is not a folder"),
+        (["--status", "{tmp}"], "is not a study folder (no manifest.json)"),
+        (["fig6_users", "--status", "{tmp}"], "give only the study folder"),
+        (["--status", "{tmp}", "--report-only"], "give only the study folder"),
+    ],
+)
+def test_bad_status_requests_exit_2(tmp_path, capsys, argv, message):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert study.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --status: ") and message in err[0], err
