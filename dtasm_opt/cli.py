@@ -21,6 +21,7 @@ import numpy as np
 from dtasm_opt.core.limits import (
     DEFAULT_COLUMN_REACH,
     DEFAULT_COLUMN_ROUNDS,
+    DEFAULT_FIXED_NODES,
     DEFAULT_NEIGHBOURHOOD_TRIES,
     DEFAULT_NODE_LIMIT,
     DEFAULT_OPEN_LOAD_TREE_ROUNDS,
@@ -195,6 +196,7 @@ WORK_LIMITS = (
     "column_rounds",
     "column_reach",
     "tree_reach",
+    "fixed_nodes",
     "neighbourhood_tries",
     "overloaded_nodes",
     "deterministic_limit",
@@ -236,6 +238,9 @@ def add_work_limit_options(p: argparse.ArgumentParser | argparse._ArgumentGroup)
         ("--tree-reach", 0, MAX_TREE_REACH, "lagrangian: the tree search starts where the "
          "tie-break's bound is 1 to N migrations short, on a step whose load stage is proven "
          f"(elsewhere at most 2; 0: never; default: {DEFAULT_TREE_REACH})"),
+        ("--fixed-nodes", 0, MAX_NODE_LIMIT, "lagrangian: HiGHS nodes on the problem that "
+         "reduced-cost fixing leaves, where the tree stops with the tie-break's bound one "
+         f"short, a work limit (0: no such search; default: {DEFAULT_FIXED_NODES})"),
         ("--neighbourhood-tries", 0, MAX_NEIGHBOURHOOD_TRIES, "lagrangian: neighbourhoods "
          "(two ESs' users re-placed) of the tie-break's search before HiGHS's stage 2 per "
          f"step, a work limit (0: no search; default: {DEFAULT_NEIGHBOURHOOD_TRIES})"),

@@ -43,6 +43,7 @@ LAGRANGIAN_SETTINGS = (
     "column_rounds",
     "column_reach",
     "tree_reach",
+    "fixed_nodes",
     "neighbourhood_tries",
     "overloaded_nodes",
 )

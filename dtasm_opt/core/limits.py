@@ -45,6 +45,7 @@ DEFAULT_TREE_NODES = max(
     DEFAULT_TREE_NODES_LEAST, DEFAULT_TREE_ROUNDS // DEFAULT_ROUNDS_PER_TREE_NODE
 )
 DEFAULT_NEIGHBOURHOOD_TRIES = 56  # neighbourhoods of its large-neighbourhood search
+DEFAULT_FIXED_NODES = 10_000  # HiGHS nodes on what reduced-cost fixing leaves, one short
 
 
 def check_at_most(value: int, bound: int, what: str) -> int:

@@ -17,6 +17,7 @@ from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.limits import (
     DEFAULT_COLUMN_REACH,
     DEFAULT_COLUMN_ROUNDS,
+    DEFAULT_FIXED_NODES,
     DEFAULT_NEIGHBOURHOOD_TRIES,
     DEFAULT_OPEN_LOAD_TREE_ROUNDS,
     DEFAULT_ROUNDS_PER_TREE_NODE,
@@ -84,6 +85,12 @@ class MethodSettings:
         "lagrangian: column generation runs where the tie-break's bound is 1 to this many "
         "migrations short, on a step whose load stage is proven (elsewhere at most 2; "
         f"default {DEFAULT_COLUMN_REACH})",
+    )
+    fixed_nodes: int | None = option(
+        None,
+        "lagrangian: HiGHS nodes on what reduced-cost fixing leaves where the tree stops with "
+        f"the tie-break's bound one short, a work limit (0: no such search; default "
+        f"{DEFAULT_FIXED_NODES})",
     )
     neighbourhood_tries: int | None = option(
         None,

@@ -41,6 +41,7 @@ import numpy as np
 from dtasm_opt.core.limits import (
     DEFAULT_COLUMN_REACH,
     DEFAULT_COLUMN_ROUNDS,
+    DEFAULT_FIXED_NODES,
     DEFAULT_OPEN_LOAD_TREE_ROUNDS,
     DEFAULT_ROUNDS_PER_TREE_NODE,
     DEFAULT_TREE_NODES_LEAST,
@@ -49,6 +50,7 @@ from dtasm_opt.core.limits import (
     MAX_COLUMN_REACH,
     MAX_COLUMN_ROUNDS,
     MAX_NEIGHBOURHOOD_TRIES,
+    MAX_NODE_LIMIT,
     MAX_TREE_NODES,
     MAX_TREE_REACH,
     MAX_TREE_ROUNDS,
@@ -84,9 +86,11 @@ from dtasm_opt.solvers.exact.server_neighbourhoods import (
 # after at most lagrangian.COARSE_ROUNDS on the coarse grid: certificates at U = 200 took 0-59
 # rounds on bench_tiebreak's states and up to 195 in a rollout (docs/exact.md).
 ASCENT_ROUNDS = 200
-# HiGHS's node budget on the problem that reduced-cost fixing leaves (a work limit of its own:
-# that problem is small, and a method run at --node-limit 1 would otherwise stop at its root).
-FIXED_SEARCH_NODES = 10_000
+# HiGHS's node budget on the problem that reduced-cost fixing leaves (``fixed_nodes``, a work
+# limit of its own: that problem is small, and a method run at --node-limit 1 would otherwise
+# stop at its root). On fig4_training's seed 3, step 32 it needed about 55,800 nodes (226 s)
+# to prove the tie-break that the tree leaves one short (docs/exact.md, "The tree's node cap").
+FIXED_SEARCH_NODES = DEFAULT_FIXED_NODES
 # The tie-break's tree search (:mod:`.lagrangian_tree`): its default budget in knapsack
 # rounds (about 1 ms each at (200, 8), the DP with its table at every node included), a node
 # cap that bounds its certificate, and how far short of the incumbent the root bound may be for
@@ -166,6 +170,7 @@ class TieBreak:
     column_rounds: int = COLUMN_ROUNDS
     column_reach: int = COLUMN_REACH  # OPEN_LOAD_REACH at most where the load stage is open
     tree_reach: int = TREE_REACH_PROVEN  # the same
+    fixed_nodes: int = FIXED_SEARCH_NODES  # HiGHS after fixing, one short (0: none)
     escalate: bool = True  # the ESCALATION_FREE tries before HiGHS's stage 2
     neighbourhood_tries: int = NEIGHBOURHOOD_TRIES  # then two ESs' users re-placed at a time
 
@@ -331,13 +336,14 @@ class TieBreak:
             and not dual.proves(bound, value)
             and dual.proves(bound, value - 1)
             and hasattr(backend, "forbid")
+            and self.fixed_nodes > 0
         ):
             table_bound, penalty = table.penalties(table_lam)  # that grid's bound and penalties
             fixed = dual.pair_ids[dual.proves_each(table_bound + penalty, value)]
             info["fixed_pairs"] = int(fixed.size)
             backend.forbid(fixed)
             try:
-                search = replace(options, node_limit=FIXED_SEARCH_NODES)
+                search = replace(options, node_limit=self.fixed_nodes)
                 new, out = second_stage(problem, backend, search, chosen)
             finally:
                 backend.forbid(fixed, forbidden=False)
@@ -574,6 +580,7 @@ def make_tie_break(settings: MethodSettings) -> TieBreak:
         column_rounds=limit("column_rounds", COLUMN_ROUNDS, MAX_COLUMN_ROUNDS),
         column_reach=limit("column_reach", COLUMN_REACH, MAX_COLUMN_REACH),
         tree_reach=limit("tree_reach", TREE_REACH_PROVEN, MAX_TREE_REACH),
+        fixed_nodes=limit("fixed_nodes", FIXED_SEARCH_NODES, MAX_NODE_LIMIT),
         neighbourhood_tries=limit(
             "neighbourhood_tries", NEIGHBOURHOOD_TRIES, MAX_NEIGHBOURHOOD_TRIES
         ),

@@ -63,6 +63,22 @@ def test_one_below_search_proves_by_fixing(one_short: Instance) -> None:
     _agrees_with_plain_highs(one_short, sol)
 
 
+def test_the_fixing_search_is_a_named_work_limit(one_short: Instance) -> None:
+    """``fixed_nodes`` is that search's HiGHS budget: naming its default gives the same
+    solution as above; 0 runs no search after fixing, so the tie-break stays at HiGHS's own
+    stage 2 (stopped at its node limit) and is not proven by fixing."""
+    from dtasm_opt.core.limits import DEFAULT_FIXED_NODES
+
+    common = dict(time_limit_s=60.0, node_limit=1, tree_rounds=0)
+    named = judge(engine(**common, fixed_nodes=DEFAULT_FIXED_NODES), one_short)
+    assert named.info["stage2_proof"] == "fixing" and named.info["fixed_pairs"] > 0
+    none = judge(engine(**common, fixed_nodes=0), one_short)
+    assert "fixed_pairs" not in none.info and none.info.get("stage2_proof") != "fixing"
+    assert none.info["stage2_status"] == "work_limit", none.info
+    assert none.metrics["migrated"] >= named.metrics["migrated"]
+    assert verify(one_short, as_json(none)) == []
+
+
 def test_the_tree_search_proves_it_with_a_certificate(one_short: Instance, by_tree) -> None:
     """By default the tree search settles the same state, and its tree is the certificate
     that verify re-checks leaf by leaf (the root's bound alone proves only one below)."""
