@@ -164,7 +164,7 @@ def run_cell(
         rows = _bound(spec, m, cell, stream)
     else:
         method = registry.make_method(m.name, settings_of(m, cell.seed))
-        saved = _Partial(partial, spec.cell_fingerprint(cell)) if partial else None
+        saved = PartialFile(partial, spec.cell_fingerprint(cell)) if partial else None
         rows = _roll(spec, cell, stream, method, m.steps(spec.steps), m.label, progress, 0, saved)
     head: dict[str, object] = {"study": spec.name, "seed": cell.seed}
     if spec.axis:
@@ -214,7 +214,7 @@ def _roll(
     label: str,
     progress: Progress | None = None,
     done: int = 0,
-    saved: _Partial | None = None,
+    saved: PartialFile | None = None,
 ) -> list[dict]:
     settings = MethodSettings(seed=cell.seed)
     stage2 = spec.stage2_columns is True
@@ -243,7 +243,7 @@ def _roll(
     return rows
 
 
-class _Partial:
+class PartialFile:
     """A rollout cell's rows so far and its rollout's state, in one JSON file written
     atomically (``PARTIAL_FORMAT``). A file of another cell (its fingerprint) is ignored and
     the cell starts over; a damaged one fails the cell, naming the file to delete."""
@@ -251,19 +251,28 @@ class _Partial:
     def __init__(self, path: Path, fingerprint: str):
         self.path, self.fingerprint = Path(path), fingerprint
 
-    def resume(self, roll: Rollout) -> list[dict]:
+    def read(self) -> tuple[list[dict], dict] | None:
+        """The saved rows and rollout state; None where there is no file or it is another
+        cell's (``study --status`` reads it this way too, beside the run)."""
         if not self.path.exists():
-            return []
+            return None
         doc = files.read_json(self.path)
         if not isinstance(doc, dict) or doc.get("format") != PARTIAL_FORMAT:
             raise self._damaged(f"not a {PARTIAL_FORMAT} file")
         if doc.get("cell") != self.fingerprint:
-            return []
+            return None
         rows, state = doc.get("rows"), doc.get("state")
         if not (isinstance(rows, list) and isinstance(state, dict)):
             raise self._damaged("no rows or no state")
         if len(rows) != state.get("rows") or not all(isinstance(r, dict) for r in rows):
             raise self._damaged(f"{len(rows)} rows where its state covers {state.get('rows')}")
+        return rows, state
+
+    def resume(self, roll: Rollout) -> list[dict]:
+        saved = self.read()
+        if saved is None:
+            return []
+        rows, state = saved
         roll.restore(state, str(self.path))  # InputError where it does not fit this rollout
         return rows
 

@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from dtasm_opt.core import files
 from dtasm_opt.errors import InputError
-from dtasm_opt.studies.cells import PARTIAL_FORMAT, expected_rows
+from dtasm_opt.studies.cells import PartialFile, expected_rows
 from dtasm_opt.studies.runner import cell_file, ledger_entries, partial_file, spec_of_folder
-from dtasm_opt.studies.spec import Spec, fills_stage2
+from dtasm_opt.studies.spec import Cell, Spec, fills_stage2
 
 
 @dataclass
@@ -40,12 +39,13 @@ class CellProgress:
 @dataclass
 class MethodProgress:
     """One method label's rows so far (complete cells' and saved ones) against all it will
-    have; for an exact policy, how many of them are proven in each stage (None otherwise)."""
+    have; for an exact policy (``exact``), how many of them are proven in each stage."""
 
+    exact: bool
     rows: int = 0
     expected: int = 0
-    load: int | None = None
-    tie_break: int | None = None
+    load: int = 0
+    tie_break: int = 0
 
 
 @dataclass
@@ -68,12 +68,10 @@ def read_status(folder: str | Path) -> StudyStatus:
         raise InputError(f"--status: {out} is not a folder")
     spec = spec_of_folder(out, flag="--status")
     done = ledger_entries(out / "cells.jsonl")
-    methods = {
-        m.label: MethodProgress(**({"load": 0, "tie_break": 0} if fills_stage2(m) else {}))
-        for m in spec.methods
-    }
-    st = StudyStatus(spec.name, out, len(spec.cells()), 0, 0, 0, methods=methods)
-    for cell in spec.cells():
+    methods = {m.label: MethodProgress(fills_stage2(m)) for m in spec.methods}
+    cells = spec.cells()
+    st = StudyStatus(spec.name, out, len(cells), 0, 0, 0, methods=methods)
+    for cell in cells:
         key, expected = cell.key(spec.axis), expected_rows(spec, cell)
         progress = methods[cell.method]
         st.rows += expected
@@ -82,33 +80,29 @@ def read_status(folder: str | Path) -> StudyStatus:
             st.complete += 1
             st.rows_done += expected
             progress.rows += expected
-            if progress.load is not None:
+            if progress.exact:
                 _count(progress, _part_rows(out / "parts" / cell_file(spec, cell)))
             continue
-        saved = _partial(spec, out / "parts" / partial_file(spec, cell), cell)
-        rows, saved_at = saved if saved else ([], None)
+        rows, saved_at = _saved(spec, cell, out / "parts" / partial_file(spec, cell))
         st.rows_done += len(rows)
         progress.rows += len(rows)
         st.open_cells.append(CellProgress(key, len(rows), expected, saved_at))
-        if progress.load is not None:
+        if progress.exact:
             _count(progress, rows)
     st.writer = _writer(out / ".lock")
     return st
 
 
-def _partial(spec: Spec, path: Path, cell) -> tuple[list[dict], float] | None:
-    """A running cell's saved rows and the time they were saved; None where there are none
-    (or they belong to another spec's cell: the run ignores them too)."""
+def _saved(spec: Spec, cell: Cell, path: Path) -> tuple[list[dict], float | None]:
+    """A running cell's saved rows and when they were saved, read as the run resumes them
+    (:class:`PartialFile`); none where there is no file, or it is another spec's cell's or
+    damaged (the run says which when it resumes)."""
     try:
         saved_at = path.stat().st_mtime
-        doc = files.read_json(path)
+        saved = PartialFile(path, spec.cell_fingerprint(cell)).read()
     except (FileNotFoundError, InputError):
-        return None
-    if not isinstance(doc, dict) or doc.get("format") != PARTIAL_FORMAT:
-        return None
-    if doc.get("cell") != spec.cell_fingerprint(cell) or not isinstance(doc.get("rows"), list):
-        return None
-    return [r for r in doc["rows"] if isinstance(r, dict)], saved_at
+        return [], None
+    return (saved[0], saved_at) if saved is not None else ([], None)
 
 
 def _part_rows(path: Path) -> list[dict]:
@@ -120,8 +114,8 @@ def _part_rows(path: Path) -> list[dict]:
 
 
 def _count(p: MethodProgress, rows: list[dict]) -> None:
-    p.load = (p.load or 0) + sum(r.get("status") == "optimal" for r in rows)
-    p.tie_break = (p.tie_break or 0) + sum(r.get("stage2_status") == "optimal" for r in rows)
+    p.load += sum(r.get("status") == "optimal" for r in rows)
+    p.tie_break += sum(r.get("stage2_status") == "optimal" for r in rows)
 
 
 def _writer(lock: Path) -> str:
@@ -167,10 +161,10 @@ def format_status(st: StudyStatus, now: float | None = None) -> str:
                 saved = f"{stamp} ({_ago(now - c.saved_at)})"
             lines.append(f"{c.key:<{width}}  {rows:>11}  {saved}")
     for label, p in st.methods.items():
-        if p.rows == p.expected and p.load is None:
+        if p.rows == p.expected and not p.exact:
             continue  # complete, and nothing to prove
         line = f"{label}: {p.rows:,} of {p.expected:,} rows"
-        if p.load is not None and p.rows:
+        if p.exact and p.rows:
             line += f"; load stage proven on {p.load:,}, tie-break on {p.tie_break:,}"
         lines.append(line)
     return "\n".join(lines)

@@ -104,16 +104,15 @@ FIXED_SEARCH_NODES = DEFAULT_FIXED_NODES
 # proved nothing in 545 s, so there the tree keeps OPEN_LOAD_TREE_ROUNDS (docs/exact.md).
 TREE_ROUNDS = DEFAULT_TREE_ROUNDS
 OPEN_LOAD_TREE_ROUNDS = DEFAULT_OPEN_LOAD_TREE_ROUNDS
-# The node cap (``tree_nodes``; where the settings name none, one node per ROUNDS_PER_NODE
-# rounds of the budget, at least TREE_NODES: 40,000 rounds get 5,000 nodes, 400,000 get
-# 50,000). The trees above spent 17-30 rounds a node, but the deep ones left open in the
-# studies' reruns spend 6-8: at one per 20 rounds
-# (20,000 nodes) the cap, not the rounds, stopped them. On fig7_xi's xi = 1.0, seed 1, step
-# 29 the tree proves 48 migrations with 40,345 nodes in 332,659 rounds, where it stopped at
-# 20,000 nodes and 150,333 rounds; on fig4_training's seed 3, step 32 it finds 42 (43
-# before), still one short at 50,000 nodes (295,582 rounds). A node is 600-950 bytes of
-# certificate: 3,893 nodes were 2.3 MB, which verify rechecks in about a minute; the
-# 40,345 above, 38.5 MB and 7 minutes (docs/exact.md, "The tree's node cap").
+# The node cap (``tree_nodes``; where the settings name none, one node per ROUNDS_PER_NODE rounds of
+# the budget, at least TREE_NODES: 40,000 rounds get 5,000 nodes, 400,000 get 50,000). The trees
+# above spent 17-30 rounds a node, but the deep ones left open in the studies' reruns spend 6-8: at
+# one per 20 rounds (20,000 nodes) the cap, not the rounds, stopped them. On fig7_xi's xi = 1.0,
+# seed 1, step 29 the tree proves 48 migrations with 40,345 nodes in 332,659 rounds, where it
+# stopped at 20,000 nodes and 150,333 rounds; on fig4_training's seed 3, step 32 it finds 42 (43
+# before), still one short at 50,000 nodes (295,582 rounds). A node is 600-950 bytes of certificate:
+# 3,893 nodes were 2.3 MB, which verify rechecks in about a minute; the 40,345 above, 38.5 MB and 7
+# minutes (docs/exact.md, "The tree's node cap").
 TREE_NODES = DEFAULT_TREE_NODES_LEAST
 ROUNDS_PER_NODE = DEFAULT_ROUNDS_PER_TREE_NODE
 # Column generation's knapsack rounds (:mod:`.column_generation`), from the ascent's end where

@@ -78,7 +78,12 @@ def test_unfinished_cells_show_their_saved_rows(finished, tmp_path, capsys):
     with open(out / "parts" / cell_file(spec, saved), newline="") as fh:
         rows = list(csv.DictReader(fh))[:2]
     for cell, fingerprint in ((saved, spec.cell_fingerprint(saved)), (foreign, "another")):
-        doc = {"format": PARTIAL_FORMAT, "cell": fingerprint, "state": {}, "rows": rows}
+        doc = {
+            "format": PARTIAL_FORMAT,
+            "cell": fingerprint,
+            "state": {"rows": len(rows)},
+            "rows": rows,
+        }
         (out / "parts" / partial_file(spec, cell)).write_text(json.dumps(doc))
     st = read_status(out)
     assert st.complete == 2 and st.rows_done == 10 + 2
