@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from dtasm_opt.core.limits import (
+    DEFAULT_CLOUD_SETS,
     DEFAULT_COLUMN_REACH,
     DEFAULT_COLUMN_ROUNDS,
     DEFAULT_FIXED_NODES,
@@ -29,6 +30,7 @@ from dtasm_opt.core.limits import (
     DEFAULT_TREE_NODES,
     DEFAULT_TREE_REACH,
     DEFAULT_TREE_ROUNDS,
+    MAX_CLOUD_SETS,
     MAX_COLUMN_REACH,
     MAX_COLUMN_ROUNDS,
     MAX_NEIGHBOURHOOD_TRIES,
@@ -199,6 +201,7 @@ WORK_LIMITS = (
     "fixed_nodes",
     "neighbourhood_tries",
     "overloaded_nodes",
+    "cloud_sets",
     "deterministic_limit",
 )
 
@@ -247,6 +250,9 @@ def add_work_limit_options(p: argparse.ArgumentParser | argparse._ArgumentGroup)
         ("--overloaded-nodes", 0, MAX_NODE_LIMIT, "lagrangian: HiGHS nodes on a load stage "
          "that cannot serve everyone, a work limit (0: HiGHS's load stage is not run there, "
          "the engine's bound and plans decide; default: --node-limit)"),
+        ("--cloud-sets", 0, MAX_CLOUD_SETS, "lagrangian: the most cloud sets lighter than an "
+         "overloaded load stage's plan that it refutes one by one (each everyone-else-served "
+         f"problem) to prove the plan, a work limit (0: none; default: {DEFAULT_CLOUD_SETS})"),
     ]  # fmt: skip
     for flag, least, most, text in parts:
         p.add_argument(flag, type=count(least, most), default=None, metavar="N", help=text)

@@ -46,6 +46,7 @@ LAGRANGIAN_SETTINGS = (
     "fixed_nodes",
     "neighbourhood_tries",
     "overloaded_nodes",
+    "cloud_sets",
 )
 CPSAT_SETTINGS = (*EXACT_SETTINGS, "deterministic_limit")
 

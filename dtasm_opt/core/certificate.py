@@ -6,6 +6,11 @@ section on certificates). For each stage, with one multiplier lam[u] per user:
 
 - ``load``: L = total load + sum_u lam[u] - sum_h KP_h, lam <= 0, over the users with at
   least one admissible pair; a lower bound on the cloud load of every plan.
+  With ``cloud_sets`` (an overloaded load stage proven by its cloud sets), the bound rises
+  to the claimed one where every set C of users with an admissible pair whose load lies
+  between the multipliers' bound and the claim has an entry {users: C, multipliers}, whose
+  bound on the plans with C's users in the cloud (their rows and pairs removed) is above
+  load(C): no plan's cloud is exactly C. This module enumerates those sets itself.
 - ``migrations``: with S the users that the solution serves (its final server is an ES),
   L = (users of an ES outside S) + sum_{u in S} lam[u] - sum_h KP_h; a lower bound on the
   migrations of every plan that serves exactly S (the tie-break among load-optimal plans).
@@ -43,6 +48,7 @@ FIRST_NODES = 20_000  # the branch and bound's nodes on a grid the DP can table 
 FALLBACK_CELLS = 200_000
 INTEGER_SLACK = 1e-6  # a migrations bound this close above an integer proves that integer
 PROGRESS_NODES = 500  # a tree's check reports its progress this often
+MAX_CHECKED_CLOUD_SETS = 100_000  # cloud sets between a load bound and its claim, at most
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -116,19 +122,22 @@ def recompute(
     served: np.ndarray,
     forced: dict[int, int] | None = None,
     knapsacks: _Knapsacks | None = None,
+    cloud: tuple[int, ...] = (),
 ) -> float:
     """The certificate's bound for ``stage`` ("load" or "migrations"), recomputed; for the
     migrations stage, ``forced`` {user: ES} restricts it to the plans that place those users
     so (a node of a tree certificate; the caller checks that each pair is admissible): they
     lose their rows, pay their move and take their floored units from their ES. +inf where
     the forced users alone overfill an ES's grid. ``knapsacks``, on ``grid``, carries the
-    knapsacks that other calls solved."""
+    knapsacks that other calls solved. ``cloud``: for the load stage, users held in the cloud
+    (no row, in no knapsack: a cloud set's refutation)."""
     kps = _Knapsacks(inst, grid) if knapsacks is None else knapsacks
     ok = kps.ok
     home = inst.users.server[:, None] == np.arange(inst.n_servers)[None, :]
     forced = forced or {}
     if stage == "load":
-        rows = ok.any(axis=1)
+        rows = np.asarray(ok.any(axis=1), dtype=bool)
+        rows[list(cloud)] = False
         lam = np.where(rows, np.minimum(multipliers, 0.0), 0.0)
         profit = load_bits(inst) / BITS_PER_BYTE
         value = lam[:, None] + profit[:, None] * np.ones(inst.n_servers)[None, :]
@@ -259,7 +268,16 @@ def check(
         if not _number(own) or not own > 0 or not math.isfinite(own):
             problems.append(f"{where}.{stage}.grid_hz: {own!r} is not a positive number")
             continue
-        if stage == "migrations" and "tree" in part:
+        if stage == "load" and "cloud_sets" in part:
+            base = recompute(inst, stage, np.asarray(lam, dtype=np.float64), float(own), served)
+            tol = 1e-9 * max(abs(base), abs(value), 1.0) + 1e-12 * total
+            bound, set_problems = cloud_set_bound(
+                inst, part["cloud_sets"], base, float(claimed), float(own), tol
+            )
+            if set_problems:
+                problems += [f"{where}.{stage}.cloud_sets{p}" for p in set_problems]
+                continue
+        elif stage == "migrations" and "tree" in part:
             bound, tree_problems = tree_bound(inst, part, float(own), served, progress)
             if tree_problems:
                 problems += [f"{where}.{stage}.{p}" for p in tree_problems]
@@ -281,6 +299,88 @@ def check(
                 f"{claimed!r} is below the solution's {value!r}"
             )
     return problems
+
+
+def cloud_set_bound(
+    inst: Instance, entries: object, base: float, claimed: float, grid: float, tol: float
+) -> tuple[float, list[str]]:
+    """A load bound lifted by refuted cloud sets: ``claimed`` where every set C of users with
+    an admissible pair, base - tol <= forced + load(C) < claimed - tol, has an entry whose
+    multipliers bound the plans with C in the cloud above forced + load(C); else ``base``
+    and the problems (each naming its entry or set)."""
+    if not isinstance(entries, list):
+        return base, [": expected a list of {users, multipliers}"]
+    kps = _Knapsacks(inst, grid)
+    has = np.asarray(kps.ok.any(axis=1), dtype=bool)
+    profit = load_bits(inst) / BITS_PER_BYTE
+    forced = math.fsum(profit[~has].tolist())
+    by_set: dict[frozenset, list] = {}
+    for i, entry in enumerate(entries):
+        users = entry.get("users") if isinstance(entry, dict) else None
+        lam = entry.get("multipliers") if isinstance(entry, dict) else None
+        if (
+            not isinstance(users, list)
+            or not users
+            or not all(isinstance(u, int) and not isinstance(u, bool) for u in users)
+            or len(set(users)) != len(users)
+            or not all(0 <= u < inst.n_users and has[u] for u in users)
+        ):
+            return base, [f"[{i}].users: expected distinct users with an admissible pair"]
+        if (
+            not isinstance(lam, list)
+            or len(lam) != inst.n_users
+            or not all(_number(x) and math.isfinite(x) for x in lam)
+        ):
+            return base, [f"[{i}].multipliers: expected {inst.n_users} finite numbers"]
+        by_set[frozenset(users)] = lam
+    sets = _cloud_sets(profit, np.flatnonzero(has), base - forced - tol, claimed - forced - tol)
+    if sets is None:
+        return base, [f": more than {MAX_CHECKED_CLOUD_SETS:,} cloud sets to check"]
+    for users in sets:
+        cloud = forced + math.fsum(profit[list(users)].tolist())
+        lam = by_set.get(frozenset(users))
+        if lam is None:
+            return base, [f": the cloud set {sorted(users)} ({cloud!r} bytes) is not refuted"]
+        rest = recompute(
+            inst, "load", np.asarray(lam, dtype=np.float64), grid, np.zeros(0, bool),
+            knapsacks=kps, cloud=tuple(users),
+        )  # fmt: skip
+        if not rest > cloud + tol:
+            return base, [
+                f": the multipliers of {sorted(users)} bound its plans by {rest!r}, not above "
+                f"its load {cloud!r}"
+            ]
+    return max(base, claimed), []
+
+
+def _cloud_sets(
+    profit: np.ndarray, users: np.ndarray, low: float, high: float
+) -> list[tuple[int, ...]] | None:
+    """Every set of ``users`` whose profit sum lies in [low, high) (None beyond
+    ``MAX_CHECKED_CLOUD_SETS`` sets or ten times as many search steps)."""
+    order = sorted(users.tolist(), key=lambda u: (profit[u], u))
+    found: list[tuple[int, ...]] = []
+    steps = 0
+
+    def extend(start: int, total: float, chosen: tuple[int, ...]) -> bool:
+        nonlocal steps
+        for k in range(start, len(order)):
+            weight = total + float(profit[order[k]])
+            if weight >= high:
+                return True  # heavier users follow
+            steps += 1
+            if steps > 10 * MAX_CHECKED_CLOUD_SETS:
+                return False
+            now = (*chosen, order[k])
+            if weight >= low:
+                found.append(now)
+                if len(found) > MAX_CHECKED_CLOUD_SETS:
+                    return False
+            if not extend(k + 1, weight, now):
+                return False
+        return True
+
+    return found if extend(0, 0.0, ()) else None
 
 
 def tree_multipliers(table: object, n_users: int) -> tuple[list[np.ndarray], list[str]]:

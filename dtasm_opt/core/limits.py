@@ -46,6 +46,10 @@ DEFAULT_TREE_NODES = max(
 )
 DEFAULT_NEIGHBOURHOOD_TRIES = 56  # neighbourhoods of its large-neighbourhood search
 DEFAULT_FIXED_NODES = 10_000  # HiGHS nodes on what reduced-cost fixing leaves, one short
+# An overloaded load stage's cloud sets (lighter clouds than the plan's) refuted one by one:
+# off by default, as it proved none of the studies' overloaded (200, 8) steps (docs/exact.md)
+DEFAULT_CLOUD_SETS = 0
+MAX_CLOUD_SETS = 100_000
 
 
 def check_at_most(value: int, bound: int, what: str) -> int:

@@ -15,6 +15,7 @@ import numpy as np
 
 from dtasm_opt.core.instance import Instance
 from dtasm_opt.core.limits import (
+    DEFAULT_CLOUD_SETS,
     DEFAULT_COLUMN_REACH,
     DEFAULT_COLUMN_ROUNDS,
     DEFAULT_FIXED_NODES,
@@ -96,6 +97,12 @@ class MethodSettings:
         None,
         "lagrangian: neighbourhoods of the tie-break's large-neighbourhood search per step, a "
         f"work limit (0: none; default {DEFAULT_NEIGHBOURHOOD_TRIES})",
+    )
+    cloud_sets: int | None = option(
+        None,
+        "lagrangian: the most cloud sets lighter than an overloaded load stage's plan that it "
+        f"refutes one by one to prove the plan, a work limit (0: none; default "
+        f"{DEFAULT_CLOUD_SETS})",
     )
     overloaded_nodes: int | None = option(
         None,

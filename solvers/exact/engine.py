@@ -31,7 +31,12 @@ from dataclasses import dataclass, field, replace
 
 from dtasm_opt.core.certificate import CERTIFICATE_FORMAT
 from dtasm_opt.core.instance import Instance
-from dtasm_opt.core.limits import DEFAULT_NODE_LIMIT, MAX_NODE_LIMIT
+from dtasm_opt.core.limits import (
+    DEFAULT_CLOUD_SETS,
+    DEFAULT_NODE_LIMIT,
+    MAX_CLOUD_SETS,
+    MAX_NODE_LIMIT,
+)
 from dtasm_opt.core.method import MethodSettings
 from dtasm_opt.core.solution import Decision
 from dtasm_opt.models.pairs import action_from_assignment
@@ -62,13 +67,16 @@ class LagrangianEngine:
     load_rounds: int = LOAD_ROUNDS
     load_plans: int = LOAD_PLAN_TRIES
     overloaded_nodes: int | None = None  # None: HiGHS's stage node limit, as any load stage
+    cloud_sets: int = DEFAULT_CLOUD_SETS  # an overloaded stage's lighter clouds refuted (0: none)
     tie_break: TieBreak = field(default_factory=TieBreak)  # its work limits and search
 
     def decide(self, inst: Instance, step: int) -> Decision:
         options = self.milp.options
         backend = backend_class(self.milp.backend)()
         problem = step_problem(inst, options.margin)
-        budget = LoadBudget(self.load_rounds, self.load_plans, self.overloaded_nodes)
+        budget = LoadBudget(
+            self.load_rounds, self.load_plans, self.overloaded_nodes, self.cloud_sets
+        )
         first, load = load_stage(inst, problem, backend, options, budget)
         info = dict(first.info)
         if options.second_stage != "none":
@@ -115,5 +123,11 @@ def make_lagrangian(name: str, settings: MethodSettings) -> LagrangianEngine:
         milp=make_milp(name, settings),
         name=name,
         overloaded_nodes=overloaded,
+        cloud_sets=work_limit(
+            DEFAULT_CLOUD_SETS if settings.cloud_sets is None else settings.cloud_sets,
+            0,
+            "cloud_sets",
+            MAX_CLOUD_SETS,
+        ),
         tie_break=make_tie_break(settings),
     )

@@ -18,6 +18,10 @@ certificate (:mod:`.engine` runs the tie-break after it).
    the forced-load certificate, one down to HiGHS's own bound by HiGHS's proof
    (``info["proof"]`` "certificate" or "highs").
 
+4. With ``cloud_sets`` (off by default), what is still open goes to the cloud sets
+   (:mod:`.cloud_sets`): every set of users lighter than the plan's cloud and heavier than
+   the bound, refuted one by one, proves the plan; a set HiGHS serves is the optimum.
+
 The bound seldom proves an overloaded stage: the Dantzig-Wolfe bound stays a fraction of one
 user's load below the optimum (docs/design.md §9).
 """
@@ -30,9 +34,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from dtasm_opt.core.instance import Instance
+from dtasm_opt.core.limits import DEFAULT_CLOUD_SETS
 from dtasm_opt.core.solution import Decision
 from dtasm_opt.models.pairs import action_from_assignment
 from dtasm_opt.models.step_problem import StepProblem
+from dtasm_opt.solvers.exact.cloud_sets import prove_by_cloud_sets
 from dtasm_opt.solvers.exact.lagrangian import (
     _closed,
     ascend,
@@ -76,6 +82,7 @@ class LoadBudget:
     rounds: int = LOAD_ROUNDS
     plans: int = LOAD_PLAN_TRIES
     overloaded_nodes: int | None = None
+    cloud_sets: int = DEFAULT_CLOUD_SETS
 
 
 def load_stage(
@@ -130,6 +137,10 @@ def load_stage(
             status, info["proof"] = "optimal", "highs"
         elif highs is not None and reaches(highs, value):
             status, info["proof"], bound_bytes = "optimal", "highs", value
+    if status != "optimal" and bound_bytes is not None and budget.cloud_sets > 0:
+        chosen, status, bound_bytes, load = _cloud_sets(
+            problem, chosen, status, bound_bytes, load, info, budget.cloud_sets
+        )
     action = action_from_assignment(inst, p, chosen)
     return Decision(action, status, bound_bytes, info), load
 
@@ -190,6 +201,45 @@ def _load_bound(
         "proves_optimal": _closed(dual, result.bound, value),
         "grid_hz": dual.grid_hz,
     }
+
+
+def _cloud_sets(
+    problem: StepProblem,
+    chosen: np.ndarray,
+    status: str,
+    bound_bytes: float,
+    load: dict | None,
+    info: dict,
+    sets: int,
+) -> tuple[np.ndarray, str, float, dict | None]:
+    """The cloud sets lighter than the plan's, refuted one by one (:mod:`.cloud_sets`):
+    (plan, status, bound, load certificate). The certificate's bound rises as far as the
+    sets its multipliers refute reach; HiGHS's refutations prove the plan without it."""
+    certified = None if load is None else float(load["bound_bytes"])
+    proof = prove_by_cloud_sets(problem, chosen, bound_bytes, certified, sets)
+    if proof is None:
+        return chosen, status, bound_bytes, load
+    info.update(proof.info)
+    chosen = proof.plan
+    value = problem.cloud_load_bytes(chosen)
+    bound_bytes = max(bound_bytes, proof.bound_bytes)
+    if proof.proven:
+        status, info["proof"], bound_bytes = "optimal", "cloud_sets", value
+    if (
+        load is not None
+        and certified is not None
+        and proof.entries
+        and proof.certified_bytes > certified
+    ):
+        load = dict(
+            load,
+            bound_bytes=proof.certified_bytes,
+            proves_optimal=reaches(proof.certified_bytes, value),
+            cloud_sets=proof.entries,
+        )
+        if load["proves_optimal"]:
+            info["proof"] = "certificate"
+    return chosen, status, bound_bytes, load
 
 
 def _everyone_served(inst: Instance, problem: StepProblem, backend) -> tuple[Decision | None, str]:

@@ -85,6 +85,8 @@ def test_wall_clock_still_guards_and_is_named_when_it_binds():
         ("lagrangian", MethodSettings(tree_nodes=-1), "tree_nodes"),
         ("lagrangian", MethodSettings(fixed_nodes=-1), "fixed_nodes"),
         ("lagrangian", MethodSettings(fixed_nodes=2**40), "fixed_nodes"),
+        ("lagrangian", MethodSettings(cloud_sets=-1), "cloud_sets"),
+        ("lagrangian", MethodSettings(cloud_sets=10**9), "cloud_sets"),
         ("lagrangian", MethodSettings(tree_nodes=10**9), "tree_nodes"),
         ("lagrangian", MethodSettings(column_reach=-1), "column_reach"),
         ("lagrangian", MethodSettings(column_reach=True), "column_reach"),
