@@ -65,10 +65,16 @@ def _certified(doc: object) -> list[str]:
             how = (
                 f"a tree of {len(part['tree'])} nodes"
                 if isinstance(part.get("tree"), list)
+                else f"its multipliers and {_sets(len(part['cloud_sets']))}"
+                if isinstance(part.get("cloud_sets"), list)
                 else "its multipliers"
             )
             out.append(f"certificate: {what} proven optimal (recomputed from {how})")
     return out
+
+
+def _sets(n: int) -> str:
+    return f"{n} refuted cloud set" + ("" if n == 1 else "s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

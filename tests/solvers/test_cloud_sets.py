@@ -174,3 +174,23 @@ def test_a_later_rollout_state_is_proven_and_highs_agrees() -> None:
     ref = solve_direct(inst, SolveOptions(time_limit_s=120.0, second_stage="none"))
     assert ref.status == "optimal"
     assert close(sol.cloud_load_bytes, simulator.apply(inst, ref.action).cloud_load_bytes)
+
+
+def test_solve_and_verify_on_the_command_line(tmp_path, capsys) -> None:
+    """`solve --cloud-sets N` writes the proof; `verify` says what it recomputed; a negative
+    N is refused with exit 2 and no file."""
+    from dtasm_opt.core.files import dumps
+    from dtasm_opt.solve import main as solve_main
+    from dtasm_opt.verify import main as verify_main
+
+    inst = tiny_instance(28, 6, 3, overloaded=True)
+    path, out = tmp_path / "inst.json", tmp_path / "sol.json"
+    path.write_text(dumps(inst.to_dict()))
+    args = [str(path), "--method", "lagrangian", "--overloaded-nodes", "0"]
+    assert solve_main([*args, "--cloud-sets", "64", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert verify_main([str(path), str(out)]) == 0
+    assert "1 refuted cloud set)" in capsys.readouterr().err  # verify reports on stderr
+    bad = tmp_path / "bad.json"
+    assert solve_main([*args, "--cloud-sets", "-1", "--out", str(bad)]) == 2
+    assert "--cloud-sets" in capsys.readouterr().err and not bad.exists()
