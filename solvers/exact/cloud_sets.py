@@ -107,9 +107,10 @@ def prove_by_cloud_sets(
     start = bound if certified is None else min(bound, certified)
     margin = REFUTE_MARGIN * max(problem.total_load_bytes, 1.0)
     users = np.unique(p.user)
-    # Sets strictly lighter than the plan's cloud, beyond float noise; from a margin below the
-    # bound, since a bound computed in floats may sit a hair above a set's exact load.
-    high = value - forced - margin
+    # Sets lighter than the plan's cloud (up to 1e-12 of it, inside verify's tolerance, so
+    # that its window is never wider at the top); from a margin below the bound, since a
+    # bound computed in floats may sit a hair above a set's exact load.
+    high = value - forced - 1e-12 * max(value, 1.0)
     window = candidate_sets(problem.load_bytes, users, start - forced - margin, high, sets)
     if not window:
         return None
