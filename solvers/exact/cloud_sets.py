@@ -21,7 +21,7 @@ load stage"): most sets fall at once (the LP of "everyone else served" is infeas
 on each state HiGHS left a set undecided (the two checked further stayed so at 30,000 and
 100,000 nodes and under CP-SAT for 120-300 s), so it proved none of them and lifted one
 bound. It proves tiny and
-small overloaded instances, most with a certificate, hence an option (``--cloud-sets``), off
+small overloaded instances, some with a certificate, hence an option (``--cloud-sets``), off
 by default. The enumeration is a work limit: at most ``sets`` candidate sets and
 ``VISIT_FACTOR`` times as many search nodes, else nothing is tried (at U >= 240 the cloud
 holds 20 users or more).
