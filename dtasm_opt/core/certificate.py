@@ -357,30 +357,28 @@ def _cloud_sets(
     profit: np.ndarray, users: np.ndarray, low: float, high: float
 ) -> list[tuple[int, ...]] | None:
     """Every set of ``users`` whose profit sum lies in [low, high) (None beyond
-    ``MAX_CHECKED_CLOUD_SETS`` sets or ten times as many search steps)."""
+    ``MAX_CHECKED_CLOUD_SETS`` sets or ten times as many search steps). Iterative: a claim
+    far above the bound must not exhaust the interpreter's recursion."""
     order = sorted(users.tolist(), key=lambda u: (profit[u], u))
     found: list[tuple[int, ...]] = []
     steps = 0
-
-    def extend(start: int, total: float, chosen: tuple[int, ...]) -> bool:
-        nonlocal steps
+    pending: list[tuple[int, float, tuple[int, ...]]] = [(0, 0.0, ())]
+    while pending:
+        start, total, chosen = pending.pop()
         for k in range(start, len(order)):
             weight = total + float(profit[order[k]])
             if weight >= high:
-                return True  # heavier users follow
+                break  # heavier users follow
             steps += 1
             if steps > 10 * MAX_CHECKED_CLOUD_SETS:
-                return False
+                return None
             now = (*chosen, order[k])
             if weight >= low:
                 found.append(now)
                 if len(found) > MAX_CHECKED_CLOUD_SETS:
-                    return False
-            if not extend(k + 1, weight, now):
-                return False
-        return True
-
-    return found if extend(0, 0.0, ()) else None
+                    return None
+            pending.append((k + 1, weight, now))
+    return found
 
 
 def tree_multipliers(table: object, n_users: int) -> tuple[list[np.ndarray], list[str]]:

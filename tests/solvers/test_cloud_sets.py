@@ -194,3 +194,15 @@ def test_solve_and_verify_on_the_command_line(tmp_path, capsys) -> None:
     bad = tmp_path / "bad.json"
     assert solve_main([*args, "--cloud-sets", "-1", "--out", str(bad)]) == 2
     assert "--cloud-sets" in capsys.readouterr().err and not bad.exists()
+
+
+def test_a_claim_far_above_the_bound_is_refused_not_crashed(certified_by_sets) -> None:
+    """A cloud-set claim whose window would hold every subset (a bound of 1e12 bytes) ends
+    in one problem naming the limit, not in a deep recursion or a long wait."""
+    inst, doc = certified_by_sets
+    doc = copy.deepcopy(doc)
+    many = np.random.default_rng(0).uniform(1.0, 2.0, size=2_000)  # 2,000 tiny 'users'
+    assert _cloud_sets(many, np.arange(2_000), 0.0, 1e12) is None
+    doc["info"]["certificate"]["load"]["bound_bytes"] = 1e12
+    doc["bound_bytes"] = 1e12
+    assert verify(inst, doc) != []
