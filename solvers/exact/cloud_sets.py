@@ -35,8 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dtasm_opt.models.step_problem import StepProblem
-from dtasm_opt.solvers.exact.grid_knapsack import WHOLE_HZ
-from dtasm_opt.solvers.exact.lagrangian import StageDual, lp_multipliers
+from dtasm_opt.solvers.exact.lagrangian import load_dual, lp_multipliers
 from dtasm_opt.solvers.exact.restricted_mip import _solve
 
 # HiGHS's nodes on "everyone but S served" where the bound does not refute S: the sets it
@@ -114,9 +113,6 @@ def prove_by_cloud_sets(
     window = candidate_sets(problem.load_bytes, users, start - forced - margin, high, sets)
     if not window:
         return None
-    rows = np.zeros(problem.n_users, dtype=bool)
-    rows[users] = True
-    cost = -problem.pair_load_bytes
     entries: list[dict] = []
     by_bound = by_highs = 0
     plan, proven, better = chosen, True, False
@@ -124,19 +120,8 @@ def prove_by_cloud_sets(
     lifted = value  # the proven bound: the load of the first set left undecided, if any
     for s in window:
         cloud = forced + float(problem.load_bytes[s].sum())
-        keep = ~np.isin(p.user, s)
-        rest_rows = rows.copy()
-        rest_rows[s] = False
-        rest = StageDual(
-            problem=problem,
-            pair_ids=np.flatnonzero(keep),
-            cost=cost[keep],
-            const=problem.total_load_bytes,
-            rows=rest_rows,
-            equality=False,
-            integral=False,
-            grid_hz=WHOLE_HZ,
-        )
+        rest = load_dual(problem, cloud=s)  # s held in the cloud
+        keep = ~np.isin(p.user, s)  # its pairs: rest.pair_ids
         lam = lp_multipliers(rest)
         rest_bound, _ = rest.evaluate(lam)
         if rest_bound > cloud + margin:

@@ -236,15 +236,21 @@ def migrations_dual(
     )
 
 
-def load_dual(problem: StepProblem, grid_hz: float = WHOLE_HZ) -> StageDual:
+def load_dual(
+    problem: StepProblem, grid_hz: float = WHOLE_HZ, cloud: np.ndarray | None = None
+) -> StageDual:
     """Stage 1 (least cloud load, bytes), by default on the whole-hertz grid: its bound is the
-    real weights' (branch-and-bound knapsacks; no penalties table)."""
+    real weights' (branch-and-bound knapsacks; no penalties table). ``cloud``: users held in
+    the cloud (no row, no pair: the plans whose cloud holds them, :mod:`.cloud_sets`)."""
+    keep = np.ones(problem.n_pairs, dtype=bool)
+    if cloud is not None:
+        keep = ~np.isin(problem.pairs.user, cloud)
     rows = np.zeros(problem.n_users, dtype=bool)
-    rows[problem.pairs.user] = True
+    rows[problem.pairs.user[keep]] = True
     return StageDual(
         problem=problem,
-        pair_ids=np.arange(problem.n_pairs),
-        cost=-problem.pair_load_bytes,
+        pair_ids=np.flatnonzero(keep),
+        cost=-problem.pair_load_bytes[keep],
         const=problem.total_load_bytes,
         rows=rows,
         equality=False,

@@ -225,12 +225,7 @@ def _cloud_sets(
     bound_bytes = max(bound_bytes, proof.bound_bytes)
     if proof.proven:
         status, info["proof"], bound_bytes = "optimal", "cloud_sets", value
-    if (
-        load is not None
-        and certified is not None
-        and proof.entries
-        and proof.certified_bytes > certified
-    ):
+    if load is not None and proof.entries and proof.certified_bytes > load["bound_bytes"]:
         load = dict(
             load,
             bound_bytes=proof.certified_bytes,
