@@ -2,7 +2,8 @@
 
 A long study (hours of exact steps) runs in the background; this says, from the folder alone,
 how many cells and rows are complete, how far each unfinished cell has got (its saved
-progress, ``parts/<cell>.partial.json``, and when it was saved), whether a run holds the
+progress, ``parts/<cell>.partial.json``, when it was saved, and its pace: the saved rows'
+mean decision time and the time left at it), whether a run holds the
 folder now, and, for the exact policies, how many of their steps so far are proven in each
 stage. It only reads: it is safe beside the run that writes the folder, and a file that the
 run replaces meanwhile is read as it was or as it is, never half.
@@ -34,6 +35,12 @@ class CellProgress:
     rows: int
     expected: int
     saved_at: float | None = None
+    step_s: float | None = None  # the saved rows' mean decision time (None: none recorded)
+
+    def left_s(self) -> float | None:
+        """Seconds of steps left at the saved rows' pace (exact steps vary by orders of
+        magnitude, so this is a rough guide, not a promise)."""
+        return None if self.step_s is None else self.step_s * (self.expected - self.rows)
 
 
 @dataclass
@@ -86,7 +93,7 @@ def read_status(folder: str | Path) -> StudyStatus:
         rows, saved_at = _saved(spec, cell, out / "parts" / partial_file(spec, cell))
         st.rows_done += len(rows)
         progress.rows += len(rows)
-        st.open_cells.append(CellProgress(key, len(rows), expected, saved_at))
+        st.open_cells.append(CellProgress(key, len(rows), expected, saved_at, _mean_step(rows)))
         if progress.exact:
             _count(progress, rows)
     st.writer = _writer(out / ".lock")
@@ -103,6 +110,16 @@ def _saved(spec: Spec, cell: Cell, path: Path) -> tuple[list[dict], float | None
     except (FileNotFoundError, InputError):
         return [], None
     return (saved[0], saved_at) if saved is not None else ([], None)
+
+
+def _mean_step(rows: list[dict]) -> float | None:
+    times = []
+    for r in rows:
+        try:
+            times.append(float(r.get("decision_time_s", "")))
+        except (TypeError, ValueError):
+            pass  # a row without a recorded time (an empty CSV field)
+    return sum(times) / len(times) if times else None
 
 
 def _part_rows(path: Path) -> list[dict]:
@@ -159,6 +176,9 @@ def format_status(st: StudyStatus, now: float | None = None) -> str:
             else:
                 stamp = datetime.fromtimestamp(c.saved_at).strftime("%Y-%m-%d %H:%M:%S")
                 saved = f"{stamp} ({_ago(now - c.saved_at)})"
+            left = c.left_s()
+            if c.step_s is not None and left is not None:
+                saved += f"; {_duration(c.step_s)} a step, about {_duration(left)} left"
             lines.append(f"{c.key:<{width}}  {rows:>11}  {saved}")
     for label, p in st.methods.items():
         if p.rows == p.expected and not p.exact:
@@ -172,8 +192,15 @@ def format_status(st: StudyStatus, now: float | None = None) -> str:
 
 def _ago(seconds: float) -> str:
     seconds = max(0.0, seconds)
+    return f"{seconds:.0f} s ago" if seconds < 90 else f"{_duration(seconds)} ago"
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.2g} s"
     if seconds < 90:
-        return f"{seconds:.0f} s ago"
+        return f"{seconds:.0f} s"
     if seconds < 5400:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.1f} h ago"
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from tiny_study import write
@@ -16,7 +17,7 @@ from dtasm_opt import study
 from dtasm_opt.studies.cells import PARTIAL_FORMAT
 from dtasm_opt.studies.runner import cell_file, partial_file
 from dtasm_opt.studies.spec import load
-from dtasm_opt.studies.status import read_status
+from dtasm_opt.studies.status import CellProgress, StudyStatus, format_status, read_status
 
 SPEC = """
 [study]
@@ -91,11 +92,17 @@ def test_unfinished_cells_show_their_saved_rows(finished, tmp_path, capsys):
         (saved.key(None), 2, 5),
         (foreign.key(None), 0, 5),
     ]
+    # the pace: the saved rows' mean decision time, and the 3 rows left at it
+    pace = sum(float(r["decision_time_s"]) for r in rows) / 2
+    assert st.open_cells[0].step_s == pytest.approx(pace) and pace > 0
+    assert st.open_cells[0].left_s() == pytest.approx(3 * pace)
+    assert st.open_cells[1].step_s is None and st.open_cells[1].left_s() is None
     text = status_text(capsys, out)
     assert "2 of 4 cells complete, 12 of 20 rows (60.0 %)" in text
     line = next(x for x in text.splitlines() if x.startswith(saved.key(None)))
-    assert "2/5" in line and "ago" in line
-    assert "nothing yet" in next(x for x in text.splitlines() if x.startswith(foreign.key(None)))
+    assert "2/5" in line and "ago" in line and " a step, about " in line and " left" in line
+    foreign_line = next(x for x in text.splitlines() if x.startswith(foreign.key(None)))
+    assert "nothing yet" in foreign_line and "a step" not in foreign_line
 
 
 def test_the_writer_from_the_lock_file(finished, tmp_path, capsys):
@@ -133,3 +140,18 @@ def test_bad_status_requests_exit_2(tmp_path, capsys, argv, message):
     assert study.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --status: ") and message in err[0], err
+
+
+@pytest.mark.parametrize(
+    ("step_s", "rows", "expected"),
+    [
+        (40.0, 10, "40 s a step, about 60 min left"),  # 90 steps of 40 s
+        (0.25, 96, "0.25 s a step, about 1 s left"),
+        (300.0, 0, "5 min a step, about 8.3 h left"),
+    ],
+)
+def test_the_pace_line(step_s, rows, expected):
+    st = StudyStatus("st", Path("out"), 1, 0, 100, rows)
+    st.open_cells.append(CellProgress("milp|seed=1", rows, 100, saved_at=1000.0, step_s=step_s))
+    line = format_status(st, now=1030.0).splitlines()[-1]
+    assert line.endswith(f"(30 s ago); {expected}"), line
