@@ -72,8 +72,8 @@ def build_parser() -> cli.Parser:
         metavar="DIR",
         default=None,
         help="say where the study folder DIR stands (cells and rows complete, each unfinished "
-        "cell's saved rows, the run that holds it, exact steps proven) and exit; it only "
-        "reads, so it is safe beside the run",
+        "cell's saved rows and pace, the run that holds it, exact steps proven) and exit; it "
+        "only reads, so it is safe beside the run",
     )
     p.add_argument(
         "--out",
