@@ -118,10 +118,11 @@ def prove_by_cloud_sets(
     plan, proven, better = chosen, True, False
     gap = None  # the load of the first set the bound does not refute: the certificate's reach
     lifted = value  # the proven bound: the load of the first set left undecided, if any
+    migrates = p.migrates.astype(np.float64)
     for s in window:
         cloud = forced + float(problem.load_bytes[s].sum())
         rest = load_dual(problem, cloud=s)  # s held in the cloud
-        keep = ~np.isin(p.user, s)  # its pairs: rest.pair_ids
+        keep = rest.pair_ids  # the pairs of everyone but s
         lam = lp_multipliers(rest)
         rest_bound, _ = rest.evaluate(lam)
         if rest_bound > cloud + margin:
@@ -132,7 +133,7 @@ def prove_by_cloud_sets(
         if gap is None:
             gap = cloud
         status, x = _solve(
-            p.migrates.astype(np.float64)[keep], p.user[keep], p.server[keep],
+            migrates[keep], p.user[keep], p.server[keep],
             p.required_hz[keep], np.setdiff1d(users, s), problem.model_capacity_hz,
             CLOUD_SET_NODES, first=True,
         )  # fmt: skip
@@ -141,7 +142,7 @@ def prove_by_cloud_sets(
             continue
         if status == "found":
             full = np.zeros(p.n_pairs, dtype=bool)
-            full[np.flatnonzero(keep)[x]] = True
+            full[keep[x]] = True
             found = problem.cloud_load_bytes(full)
             if problem.fits(full).all() and problem.same_load(found, cloud):
                 # everyone but s served, every lighter set refuted: the optimum
