@@ -130,6 +130,7 @@ class StudyDir:
             "backend": backend,
             "workers": workers,
             "git_commit": git_commit(),
+            "machine": machine(),
         }
         if self.manifest.exists():
             doc = files.read_json(self.manifest)
@@ -503,6 +504,20 @@ def ledger_entries(ledger: Path) -> dict[str, dict]:
             except (ValueError, KeyError, TypeError):
                 break
     return entries
+
+
+def machine() -> dict[str, object]:
+    """The computer a run starts on (where a local run's rows come from). The engine's rows
+    repeat on any x86-64 machine (docs/design.md, "Across machines"); rows made before that
+    did not, and a manifest that names its machine lets a reader tell such runs apart."""
+    cpu = platform.processor() or None  # on Linux often just the architecture
+    try:
+        with open("/proc/cpuinfo") as fh:
+            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {"arch": platform.machine(), "cpu": cpu, "cores": os.cpu_count()}
 
 
 def git_commit() -> str | None:

@@ -392,7 +392,9 @@ def ascend(
         if direction is not None:
             g = g + DEFLECT * direction
         direction = g
-        norm = float(g @ g)
+        # Not g @ g: BLAS's dot adds in an order that depends on the CPU's kernel, so the
+        # multipliers, and through ties the plans, would differ between machines.
+        norm = math.fsum((g * g).tolist())  # correctly rounded: the same on every CPU
         if norm == 0.0 or step < MIN_STEP:
             break
         lam = _project(dual, lam + step * (_target(dual, best, incumbent) - bound) / norm * g)

@@ -158,7 +158,7 @@ def _chosen(problem: StepProblem, run: StageRun) -> tuple[np.ndarray | None, int
     dropped = int(repeat.sum())
     for h in np.flatnonzero(~problem.fits(chosen)):
         on_h = np.flatnonzero(chosen & (problem.pairs.server == h))
-        for k in on_h[np.argsort(problem.pair_load_bytes[on_h])]:
+        for k in on_h[np.argsort(problem.pair_load_bytes[on_h], kind="stable")]:
             chosen[k] = False
             dropped += 1
             if problem.fits(chosen)[h]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 
@@ -107,3 +108,57 @@ def test_each_limit_is_a_setting_of_its_own_solver_only():
     assert "node_limit" in registry.info("milp").settings
     assert "deterministic_limit" in registry.info("cpsat").settings
     assert "node_limit" not in registry.info("cpsat").settings
+
+
+# The engine as another machine would run it, as far as one machine can play one: OpenBLAS's
+# kernels for another CPU, numpy without its AVX2 loops, numba compiled for a generic x86-64.
+# Its plans and certificate must not change: a study's rows repeat on any machine.
+ON_CPU = """
+import hashlib, json
+import numpy as np
+from dtasm_opt.core.generator import Scenario, generate_instance
+from dtasm_opt.core.method import MethodSettings
+from dtasm_opt.solvers import registry
+g = np.random.default_rng(0).standard_normal(1000)
+decision = registry.make_method("lagrangian", MethodSettings()).decide(
+    generate_instance(Scenario(200, 8), 1), 0)
+print(json.dumps([float(g @ g).hex(), decision.status, decision.bound_bytes,
+                  hashlib.sha256(decision.action.tobytes()).hexdigest(),
+                  json.dumps(decision.info["certificate"], sort_keys=True)]))
+"""
+
+
+def _x86_with_avx2() -> bool:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return " avx2 " in fh.read().replace("\n", " ")
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _x86_with_avx2(), reason="emulates other x86 CPUs (needs Linux, AVX2)")
+def test_the_engine_decides_the_same_on_another_cpu(tmp_path):
+    def run(extra: dict) -> list:
+        env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), **extra}
+        out = subprocess.run(
+            [sys.executable, "-c", ON_CPU], capture_output=True, text=True, check=True, env=env
+        )
+        return json.loads(out.stdout)
+
+    here = run({"OPENBLAS_CORETYPE": "Haswell"})
+    other = {"OPENBLAS_CORETYPE": "Prescott", "NUMBA_CPU_NAME": "generic"}
+    if "X86_V3" in _numpy_cpu_features():
+        other["NPY_DISABLE_CPU_FEATURES"] = "X86_V3"
+    there = run(other)
+    if here[0] == there[0]:
+        pytest.skip("this BLAS does not change with OPENBLAS_CORETYPE: nothing emulated")
+    assert here[2] is not None and here[1] == "optimal"
+    assert there[1:] == here[1:]  # BLAS's own sum differs (above); the engine's answer not
+
+
+def _numpy_cpu_features() -> dict:
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # numpy 1.x
+        return {}
+    return dict(__cpu_features__)

@@ -4,6 +4,8 @@ kill: test_study_resume.py)."""
 from __future__ import annotations
 
 import json
+import os
+import platform
 import tomllib
 from collections import defaultdict
 
@@ -31,6 +33,9 @@ def test_spec_runs_end_to_end(tmp_path):
     assert manifest["spec"].strip() == TINY.strip()
     assert manifest["packages"]["numpy"]
     assert manifest["config"]["seeds"] == [1, 2]
+    (run,) = manifest["runs"]  # where the rows were made (docs/design.md, "Across machines")
+    assert run["machine"]["arch"] == platform.machine()
+    assert run["machine"]["cores"] == os.cpu_count()
     summary = (out / "summary.md").read_text()
     assert "| 1.2 | danearest | 2 | 3 |" in summary
 
