@@ -69,6 +69,9 @@ class MethodInfo:
     # How the method looks in every figure of every study (matplotlib colour and marker).
     colour: str = "#333333"
     marker: str = "o"
+    # Raised by a change that moves the method's decisions (not by a faster way to the same
+    # ones): a study never reuses, nor resumes, a cell computed at another revision.
+    revision: int = 0
 
     def option_classes(self) -> tuple[type, ...]:
         return tuple(_load(target, self.name) for target in self.options)
@@ -132,6 +135,7 @@ _ENTRIES = (
         exact=True,
         settings=LAGRANGIAN_SETTINGS,
         package="highspy",
+        revision=1,  # 1: the same decisions on every x86-64 CPU (docs/design.md, "Across machines")
     ),
     MethodInfo(
         "td3",

@@ -208,8 +208,14 @@ class StudyDir:
         near them: a limit that stopped nothing changed nothing. Returns (cells copied whole,
         cells taken as first steps, how many of those under smaller limits)."""
         old_spec = spec_of_folder(old)
-        old_done = ledger_entries(old / "cells.jsonl")
         old_cells = {c.key(old_spec.axis): c for c in old_spec.cells()}
+        # A cell computed at another revision of its method (an entry without one: 0) is
+        # not this code's: the fingerprints cover the spec, not the code.
+        old_done = {
+            k: e
+            for k, e in ledger_entries(old / "cells.jsonl").items()
+            if k in old_cells and e.get("revision", 0) == old_spec.revision(old_cells[k])
+        }
         done = [c for c in old_spec.cells() if c.key(old_spec.axis) in old_done]
         longer = {ident: c for c in done if (ident := old_spec.run_identity(c))}
         loose = {ident: c for c in done if (ident := old_spec.run_identity(c, safety_nets=False))}
@@ -302,6 +308,16 @@ class StudyDir:
     def pending(self) -> list[Cell]:
         return [c for c in self.cells if c.key(self.spec.axis) not in self.done]
 
+    def stale(self) -> list[str]:
+        """The complete cells computed at another revision of their method than this code's
+        (``Spec.revision``): a resumed folder keeps them, so the run says so."""
+        return [
+            key
+            for c in self.cells
+            if (key := c.key(self.spec.axis)) in self.done
+            and self.done[key].get("revision", 0) != self.spec.revision(c)
+        ]
+
     def commit(self, cell: Cell, rows: list[dict], wall_s: float) -> None:
         """Steps 1-3 of the protocol for one completed cell."""
         want = expected_rows(self.spec, cell)
@@ -333,6 +349,7 @@ class StudyDir:
             "rows": rows,
             "end": end,
             "wall_s": wall_s,
+            **({"revision": r} if (r := self.spec.revision(cell)) else {}),
             **(extra or {}),
         }
         _append_synced(self.ledger, (json.dumps(entry) + "\n").encode())
@@ -430,6 +447,12 @@ def run_locked(
     total, skipped = len(sd.cells), len(sd.cells) - len(pending)
     if skipped:
         log(f"{spec.name}: {skipped} of {total} cells already complete; resuming")
+    if stale := sd.stale():
+        log(
+            f"{spec.name}: {len(stale)} complete cells ({', '.join(stale[:3])}"
+            f"{', ...' if len(stale) > 3 else ''}) were computed by an older revision of "
+            "their method and kept; this code's rows may differ (run into a new --out)"
+        )
     failed: dict[str, str] = {}
     start = time.monotonic()
     expected = {c.key(spec.axis): expected_rows(spec, c) for c in pending}

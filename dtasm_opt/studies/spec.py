@@ -187,7 +187,17 @@ class Spec:
             doc.pop("stage2_columns", None)  # the columns stay empty on its rows
         doc["method"] = asdict(self.method(cell.method))
         doc["cell"] = cell.key(self.axis)
+        if revision := self.revision(cell):  # absent at 0: older folders keep their digests
+            doc["revision"] = revision
         return _digest(doc)
+
+    def revision(self, cell: Cell) -> int:
+        """The revision of ``cell``'s method (``registry.MethodInfo.revision``): a cell
+        computed at another one is never reused nor resumed."""
+        try:
+            return registry.info(self.method(cell.method).name).revision
+        except InputError:  # "td3" trained online: a trainer, not in the policies' table
+            return 0
 
     def run_identity(self, cell: Cell, safety_nets: bool = True) -> str | None:
         """A digest of what the first steps of ``cell``'s rollout depend on, whatever study

@@ -3,6 +3,7 @@ kill: test_study_resume.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -15,6 +16,7 @@ from tiny_study import BASELINES, N_CELLS, ROOT, TINY, quiet, rows_of, write
 from dtasm_opt import study
 from dtasm_opt.core.records import STAGE2_COLUMNS
 from dtasm_opt.errors import InputError
+from dtasm_opt.solvers import registry
 from dtasm_opt.studies.runner import run_study
 from dtasm_opt.studies.spec import load
 
@@ -399,6 +401,32 @@ def test_reuse_takes_each_cell_from_the_first_folder_that_has_it(tmp_path, capsy
     assert study.main(args) == 0
     err = capsys.readouterr().err
     assert "4 unchanged cells taken from" in err and "8 of 8 cells already complete" in err
+
+
+def test_no_cell_of_another_revision_is_reused_or_resumed(tmp_path, capsys, monkeypatch):
+    """A change that moves a method's decisions raises its registry revision. The spec's
+    fingerprints cover the spec, not the code: so `--reuse` recomputes that method's cells,
+    its saved progress no longer resumes (the cell fingerprint changes), and a resumed
+    folder names the complete cells of the older revision that it keeps."""
+    spec_path = write(tmp_path, TINY.replace(BASELINES, '["nearest", "danearest"]'), "s.toml")
+    old, new = tmp_path / "old", tmp_path / "new"
+    assert study.main([str(spec_path), "--out", str(old), "--quiet"]) == 0
+    spec = load(spec_path)
+    cell = next(c for c in spec.cells() if c.method == "nearest")
+    before = spec.cell_fingerprint(cell)
+    bumped = dataclasses.replace(registry.info("nearest"), revision=1)
+    monkeypatch.setitem(registry._BY_NAME, "nearest", bumped)
+    assert spec.cell_fingerprint(cell) != before
+    capsys.readouterr()
+    assert study.main([str(spec_path), "--out", str(new), "--reuse", str(old)]) == 0
+    assert "4 unchanged cells taken from" in capsys.readouterr().err  # danearest x 2 x 2
+    ledger = [json.loads(line) for line in (new / "cells.jsonl").read_text().splitlines()]
+    assert {e["key"].split("|")[0] for e in ledger if "adopted_from" in e} == {"danearest"}
+    assert {e.get("revision") for e in ledger if e["key"].startswith("nearest|")} == {1}
+    assert {e.get("revision") for e in ledger if e["key"].startswith("danearest|")} == {None}
+    assert rows_of(new / "results.csv") == rows_of(old / "results.csv")  # nearest's did not move
+    assert study.main([str(spec_path), "--out", str(old)]) == 0  # resume the old folder
+    assert "4 complete cells (nearest|seed=1|xi=0.8, " in capsys.readouterr().err
 
 
 LONG = """
