@@ -53,6 +53,7 @@ class MethodProgress:
     expected: int = 0
     load: int = 0
     tie_break: int = 0
+    older: int = 0  # complete cells computed at an older revision of the method
 
 
 @dataclass
@@ -85,6 +86,7 @@ def read_status(folder: str | Path) -> StudyStatus:
         progress.expected += expected
         if key in done:
             st.complete += 1
+            progress.older += done[key].get("revision", 0) != spec.revision(cell)
             st.rows_done += expected
             progress.rows += expected
             if progress.exact:
@@ -181,11 +183,13 @@ def format_status(st: StudyStatus, now: float | None = None) -> str:
                 saved += f"; {_duration(c.step_s)} a step, about {_duration(left)} left"
             lines.append(f"{c.key:<{width}}  {rows:>11}  {saved}")
     for label, p in st.methods.items():
-        if p.rows == p.expected and not p.exact:
+        if p.rows == p.expected and not p.exact and not p.older:
             continue  # complete, and nothing to prove
         line = f"{label}: {p.rows:,} of {p.expected:,} rows"
         if p.exact and p.rows:
             line += f"; load stage proven on {p.load:,}, tie-break on {p.tie_break:,}"
+        if p.older:  # this code's rows may differ (docs/design.md, "Across machines")
+            line += f"; {p.older} complete cells from an older revision of the method"
         lines.append(line)
     return "\n".join(lines)
 

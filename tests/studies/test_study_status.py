@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import socket
@@ -14,6 +15,7 @@ import pytest
 from tiny_study import write
 
 from dtasm_opt import study
+from dtasm_opt.solvers import registry
 from dtasm_opt.studies.cells import PARTIAL_FORMAT
 from dtasm_opt.studies.runner import cell_file, partial_file
 from dtasm_opt.studies.spec import load
@@ -62,6 +64,17 @@ def test_a_complete_study_and_its_proofs_counted_from_its_rows(finished, capsys)
     assert len(milp) == 10 and load_ok > 0
     assert f"milp: 10 of 10 rows; load stage proven on {load_ok}, tie-break on {tie_ok}" in text
     assert "nearest:" not in text  # complete, nothing to prove
+
+
+def test_complete_cells_of_an_older_revision_are_named(finished, capsys, monkeypatch):
+    """A method whose decisions moved since its cells ran (its registry revision raised):
+    the status names how many of its complete cells are older."""
+    _, out = finished
+    bumped = dataclasses.replace(registry.info("milp"), revision=1)
+    monkeypatch.setitem(registry._BY_NAME, "milp", bumped)
+    text = status_text(capsys, out)
+    assert "; 2 complete cells from an older revision of the method" in text
+    assert "nearest:" not in text  # its revision did not move
 
 
 def test_unfinished_cells_show_their_saved_rows(finished, tmp_path, capsys):
