@@ -214,7 +214,7 @@ class StudyDir:
         old_done = {
             k: e
             for k, e in ledger_entries(old / "cells.jsonl").items()
-            if k in old_cells and e.get("revision", 0) == old_spec.revision(old_cells[k])
+            if k in old_cells and old_spec.made_here(old_cells[k], e)
         }
         done = [c for c in old_spec.cells() if c.key(old_spec.axis) in old_done]
         longer = {ident: c for c in done if (ident := old_spec.run_identity(c))}
@@ -308,14 +308,14 @@ class StudyDir:
     def pending(self) -> list[Cell]:
         return [c for c in self.cells if c.key(self.spec.axis) not in self.done]
 
-    def stale(self) -> list[str]:
+    def older(self) -> list[str]:
         """The complete cells computed at another revision of their method than this code's
-        (``Spec.revision``): a resumed folder keeps them, so the run says so."""
+        (``Spec.made_here``): a resumed folder keeps them, so the run says so."""
         return [
             key
             for c in self.cells
             if (key := c.key(self.spec.axis)) in self.done
-            and self.done[key].get("revision", 0) != self.spec.revision(c)
+            and not self.spec.made_here(c, self.done[key])
         ]
 
     def commit(self, cell: Cell, rows: list[dict], wall_s: float) -> None:
@@ -447,10 +447,10 @@ def run_locked(
     total, skipped = len(sd.cells), len(sd.cells) - len(pending)
     if skipped:
         log(f"{spec.name}: {skipped} of {total} cells already complete; resuming")
-    if stale := sd.stale():
+    if older := sd.older():
         log(
-            f"{spec.name}: {len(stale)} complete cells ({', '.join(stale[:3])}"
-            f"{', ...' if len(stale) > 3 else ''}) were computed by an older revision of "
+            f"{spec.name}: {len(older)} complete cells ({', '.join(older[:3])}"
+            f"{', ...' if len(older) > 3 else ''}) were computed by an older revision of "
             "their method and kept; this code's rows may differ (run into a new --out)"
         )
     failed: dict[str, str] = {}

@@ -199,6 +199,11 @@ class Spec:
         except InputError:  # "td3" trained online: a trainer, not in the policies' table
             return 0
 
+    def made_here(self, cell: Cell, entry: dict) -> bool:
+        """Whether ``cell``'s ledger line ``entry`` was computed at this code's revision of
+        its method (a line without one: revision 0)."""
+        return entry.get("revision", 0) == self.revision(cell)
+
     def run_identity(self, cell: Cell, safety_nets: bool = True) -> str | None:
         """A digest of what the first steps of ``cell``'s rollout depend on, whatever study
         it belongs to: its scenario with the sweep value applied, its seed, its method's name,

@@ -86,7 +86,7 @@ def read_status(folder: str | Path) -> StudyStatus:
         progress.expected += expected
         if key in done:
             st.complete += 1
-            progress.older += done[key].get("revision", 0) != spec.revision(cell)
+            progress.older += not spec.made_here(cell, done[key])
             st.rows_done += expected
             progress.rows += expected
             if progress.exact:
