@@ -435,9 +435,9 @@ def run_locked(
     sd.open(backend, workers)
     for old in reuse:
         whole, prefix, raised = sd.adopt(Path(old))
-        log(f"{spec.name}: {whole} unchanged cells taken from {old}")
+        log(f"{spec.name}: {_cells(whole, 'unchanged ')} taken from {old}")
         if prefix:
-            log(f"{spec.name}: {prefix} cells taken from the first steps of {old}'s cells")
+            log(f"{spec.name}: {_cells(prefix)} taken from the first steps of {old}'s cells")
         if raised:
             log(
                 f"{spec.name}: {raised} of them ran under a smaller time limit, which stopped "
@@ -446,10 +446,11 @@ def run_locked(
     pending = sd.pending()
     total, skipped = len(sd.cells), len(sd.cells) - len(pending)
     if skipped:
-        log(f"{spec.name}: {skipped} of {total} cells already complete; resuming")
+        log(f"{spec.name}: {skipped} of {_cells(total)} already complete; resuming")
     if older := sd.older():
+        noun = "cell" if len(older) == 1 else "cells"
         log(
-            f"{spec.name}: {len(older)} complete cells ({', '.join(older[:3])}"
+            f"{spec.name}: {len(older)} complete {noun} ({', '.join(older[:3])}"
             f"{', ...' if len(older) > 3 else ''}) were computed by an older revision of "
             "their method and kept; this code's rows may differ (run into a new --out)"
         )
@@ -565,6 +566,11 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def _cells(n: int, kind: str = "") -> str:
+    """The count and its noun: 1 cell, 8 unchanged cells (``kind``: "unchanged ")."""
+    return f"{n} {kind}cell" + ("" if n == 1 else "s")
 
 
 def _raised_nets(

@@ -189,7 +189,8 @@ def format_status(st: StudyStatus, now: float | None = None) -> str:
         if p.exact and p.rows:
             line += f"; load stage proven on {p.load:,}, tie-break on {p.tie_break:,}"
         if p.older:  # this code's rows may differ (docs/design.md, "Across machines")
-            line += f"; {p.older} complete cells from an older revision of the method"
+            noun = "cell" if p.older == 1 else "cells"
+            line += f"; {p.older} complete {noun} from an older revision of the method"
         lines.append(line)
     return "\n".join(lines)
 

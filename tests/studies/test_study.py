@@ -477,6 +477,17 @@ def test_reuse_takes_an_exact_policys_first_steps_from_another_study(tmp_path, c
     assert statuses == {"optimal"}  # the tie-break columns came along
 
 
+def test_reuse_says_one_cell_in_the_singular(tmp_path, capsys):
+    old, new = tmp_path / "old", tmp_path / "new"
+    long = LONG.replace("seeds = [1, 2]", "seeds = [1]")
+    assert long != LONG
+    assert study.main([str(write(tmp_path, long, "long.toml")), "--out", str(old), "--quiet"]) == 0
+    capsys.readouterr()
+    spec = str(write(tmp_path, SHORT, "short.toml"))
+    assert study.main([spec, "--out", str(new), "--reuse", str(old)]) == 0
+    assert "1 cell taken from the first steps of" in capsys.readouterr().err  # milp, seed 1
+
+
 @pytest.mark.parametrize(
     ("edit", "why"),
     [
