@@ -60,6 +60,18 @@ PARTIAL_FORMAT = "dtasm-study-partial/1"
 PARTIAL_S = 30.0  # at most this much of a rollout cell's work is redone after a kill
 
 
+# The columns that say how an exact solve ended: the method's two stages and the per-step
+# optimum beside it.
+STATUS_COLUMNS = ("status", "stage2_status", "step_optimum_status")
+
+
+def stopped_by_clock(rows: list[dict]) -> int:
+    """How many of ``rows`` have a solve that a wall-clock limit stopped ("time_limit"): a
+    safety net that binds makes the row depend on the machine and its load, so another run
+    may not repeat it, nor (for the method's own stages) the states after it."""
+    return sum(any(r.get(c) == "time_limit" for c in STATUS_COLUMNS) for r in rows)
+
+
 def role(m: MethodSpec) -> str:
     return registry.study_entry(m.name).role
 

@@ -53,7 +53,7 @@ from dtasm_opt.core import files, records
 from dtasm_opt.core.locks import OutputLock
 from dtasm_opt.errors import InputError
 from dtasm_opt.studies.backends import local_cells, ray_cells
-from dtasm_opt.studies.cells import check_spec, columns, expected_rows
+from dtasm_opt.studies.cells import check_spec, columns, expected_rows, stopped_by_clock
 from dtasm_opt.studies.spec import Cell, Spec, format_value, parse, shrink
 
 BACKENDS = ("local", "ray")
@@ -484,7 +484,12 @@ def run_locked(
         rows_done += expected[key]
         if ok:
             sd.commit(cell, result, wall_s)
-            log(f"[{len(sd.done)}/{total}] {key}: {len(result)} rows in {wall_s:.1f} s")
+            line = f"[{len(sd.done)}/{total}] {key}: {len(result)} rows in {wall_s:.1f} s"
+            if clock := stopped_by_clock(result):
+                line += (
+                    f"; {_steps(clock, spec.kind)} stopped by a wall-clock limit (may not repeat)"
+                )
+            log(line)
         else:
             failed[key] = str(result)
             log(f"[failed] {key}: {result}")
@@ -566,6 +571,11 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def _steps(n: int, kind: str) -> str:
+    """The count and its noun: a solve study's rows are solves, the others' steps."""
+    return f"{n} {'solve' if kind == 'solve' else 'step'}" + ("" if n == 1 else "s")
 
 
 def _cells(n: int, kind: str = "") -> str:

@@ -3,10 +3,11 @@
 A long study (hours of exact steps) runs in the background; this says, from the folder alone,
 how many cells and rows are complete, how far each unfinished cell has got (its saved
 progress, ``parts/<cell>.partial.json``, when it was saved, and its pace: the saved rows'
-mean decision time and the time left at it), whether a run holds the
-folder now, and, for the exact policies, how many of their steps so far are proven in each
-stage. It only reads: it is safe beside the run that writes the folder, and a file that the
-run replaces meanwhile is read as it was or as it is, never half.
+mean decision time and the time left at it), whether a run holds the folder now, and, for
+the exact policies, how many of their steps so far are proven in each stage and how many a
+wall-clock limit stopped (rows that may not repeat). It only reads: it is safe beside the
+run that writes the folder, and a file that the run replaces meanwhile is read as it was or
+as it is, never half.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from dtasm_opt.errors import InputError
-from dtasm_opt.studies.cells import PartialFile, expected_rows
+from dtasm_opt.studies.cells import PartialFile, expected_rows, stopped_by_clock
 from dtasm_opt.studies.runner import cell_file, ledger_entries, partial_file, spec_of_folder
 from dtasm_opt.studies.spec import Cell, Spec, fills_stage2
 
@@ -54,6 +55,7 @@ class MethodProgress:
     load: int = 0
     tie_break: int = 0
     older: int = 0  # complete cells computed at an older revision of the method
+    clock: int = 0  # rows with a solve that a wall-clock limit stopped (they may not repeat)
 
 
 @dataclass
@@ -67,6 +69,7 @@ class StudyStatus:
     open_cells: list[CellProgress] = field(default_factory=list)
     writer: str = "none (no run holds the folder)"
     methods: dict[str, MethodProgress] = field(default_factory=dict)
+    kind: str = "rollout"  # the spec's kind: a solve study's rows are solves, not steps
 
 
 def read_status(folder: str | Path) -> StudyStatus:
@@ -78,7 +81,7 @@ def read_status(folder: str | Path) -> StudyStatus:
     done = ledger_entries(out / "cells.jsonl")
     methods = {m.label: MethodProgress(fills_stage2(m)) for m in spec.methods}
     cells = spec.cells()
-    st = StudyStatus(spec.name, out, len(cells), 0, 0, 0, methods=methods)
+    st = StudyStatus(spec.name, out, len(cells), 0, 0, 0, methods=methods, kind=spec.kind)
     for cell in cells:
         key, expected = cell.key(spec.axis), expected_rows(spec, cell)
         progress = methods[cell.method]
@@ -135,6 +138,7 @@ def _part_rows(path: Path) -> list[dict]:
 def _count(p: MethodProgress, rows: list[dict]) -> None:
     p.load += sum(r.get("status") == "optimal" for r in rows)
     p.tie_break += sum(r.get("stage2_status") == "optimal" for r in rows)
+    p.clock += stopped_by_clock(rows)
 
 
 def _writer(lock: Path) -> str:
@@ -188,6 +192,9 @@ def format_status(st: StudyStatus, now: float | None = None) -> str:
         line = f"{label}: {p.rows:,} of {p.expected:,} rows"
         if p.exact and p.rows:
             line += f"; load stage proven on {p.load:,}, tie-break on {p.tie_break:,}"
+        if p.clock:  # a safety net that binds: the row depends on the machine's load
+            noun = ("solve" if st.kind == "solve" else "step") + ("" if p.clock == 1 else "s")
+            line += f"; {p.clock} {noun} stopped by a wall-clock limit (may not repeat)"
         if p.older:  # this code's rows may differ (docs/design.md, "Across machines")
             noun = "cell" if p.older == 1 else "cells"
             line += f"; {p.older} complete {noun} from an older revision of the method"

@@ -64,6 +64,25 @@ def test_a_complete_study_and_its_proofs_counted_from_its_rows(finished, capsys)
     assert len(milp) == 10 and load_ok > 0
     assert f"milp: 10 of 10 rows; load stage proven on {load_ok}, tie-break on {tie_ok}" in text
     assert "nearest:" not in text  # complete, nothing to prove
+    assert "wall-clock" not in text  # no safety net stopped a step
+
+
+def test_steps_a_wall_clock_limit_stopped_are_counted(tmp_path, capsys):
+    """A safety net that binds makes a row depend on the machine's load: the run's line for
+    the cell and the status both count such steps. A limit of a microsecond stops every
+    HiGHS load stage that presolve does not settle."""
+    spec = write(tmp_path, SPEC.replace('"nearest", ', "").replace("[1, 2]", "[1]")
+                 + "\n[method.milp]\ntime_limit_s = 1e-6\n")  # fmt: skip
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert study.main([str(spec), "--out", str(out)]) == 0
+    with open(out / "results.csv", newline="") as fh:
+        stopped = sum("time_limit" in (r["status"], r["stage2_status"]) for r in csv.DictReader(fh))
+    assert 1 < stopped <= 5  # a step that HiGHS's presolve settles is not stopped
+    assert "5 rows in" in (err := capsys.readouterr().err)
+    assert f"; {stopped} steps stopped by a wall-clock limit (may not repeat)" in err
+    text = status_text(capsys, out)
+    assert "milp: 5 of 5 rows;" in text and f"; {stopped} steps stopped by a wall-clock" in text
 
 
 def test_complete_cells_of_an_older_revision_are_named(finished, capsys, monkeypatch):
