@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dtasm_opt import cli
 from dtasm_opt.core.files import read_instance, read_json
 from dtasm_opt.core.verify import verify
+from dtasm_opt.core.wording import counted
 from dtasm_opt.errors import InputError
 
 PROG = "python -m dtasm_opt.verify"
@@ -74,7 +75,7 @@ def _certified(doc: object) -> list[str]:
 
 
 def _sets(n: int) -> str:
-    return f"{n} refuted cloud set" + ("" if n == 1 else "s")
+    return counted(n, "refuted cloud set")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -43,6 +43,7 @@ from dtasm_opt.core.method import Method, MethodSettings
 from dtasm_opt.core.records import SOLVE_COLUMNS, SolveRecord, StepRecord
 from dtasm_opt.core.solution import relative_gap
 from dtasm_opt.core.stream import Stream
+from dtasm_opt.core.wording import counted
 from dtasm_opt.errors import InputError
 from dtasm_opt.experiments.rollout import Rollout
 from dtasm_opt.solvers import registry
@@ -70,6 +71,15 @@ def stopped_by_clock(rows: list[dict]) -> int:
     safety net that binds makes the row depend on the machine and its load, so another run
     may not repeat it, nor (for the method's own stages) the states after it."""
     return sum(any(r.get(c) == "time_limit" for c in STATUS_COLUMNS) for r in rows)
+
+
+def clock_note(stopped: int, kind: str) -> str:
+    """What a cell's line and ``study --status`` add for ``stopped`` such rows ("" for none);
+    a solve study's rows are solves, the others' steps."""
+    if not stopped:
+        return ""
+    noun = "solve" if kind == "solve" else "step"
+    return f"; {counted(stopped, noun)} stopped by a wall-clock limit (may not repeat)"
 
 
 def role(m: MethodSpec) -> str:

@@ -51,9 +51,16 @@ from typing import Any
 
 from dtasm_opt.core import files, records
 from dtasm_opt.core.locks import OutputLock
+from dtasm_opt.core.wording import counted
 from dtasm_opt.errors import InputError
 from dtasm_opt.studies.backends import local_cells, ray_cells
-from dtasm_opt.studies.cells import check_spec, columns, expected_rows, stopped_by_clock
+from dtasm_opt.studies.cells import (
+    check_spec,
+    clock_note,
+    columns,
+    expected_rows,
+    stopped_by_clock,
+)
 from dtasm_opt.studies.spec import Cell, Spec, format_value, parse, shrink
 
 BACKENDS = ("local", "ray")
@@ -435,9 +442,10 @@ def run_locked(
     sd.open(backend, workers)
     for old in reuse:
         whole, prefix, raised = sd.adopt(Path(old))
-        log(f"{spec.name}: {_cells(whole, 'unchanged ')} taken from {old}")
+        log(f"{spec.name}: {counted(whole, 'unchanged cell')} taken from {old}")
         if prefix:
-            log(f"{spec.name}: {_cells(prefix)} taken from the first steps of {old}'s cells")
+            taken = counted(prefix, "cell")
+            log(f"{spec.name}: {taken} taken from the first steps of {old}'s cells")
         if raised:
             log(
                 f"{spec.name}: {raised} of them ran under a smaller time limit, which stopped "
@@ -446,11 +454,10 @@ def run_locked(
     pending = sd.pending()
     total, skipped = len(sd.cells), len(sd.cells) - len(pending)
     if skipped:
-        log(f"{spec.name}: {skipped} of {_cells(total)} already complete; resuming")
+        log(f"{spec.name}: {skipped} of {counted(total, 'cell')} already complete; resuming")
     if older := sd.older():
-        noun = "cell" if len(older) == 1 else "cells"
         log(
-            f"{spec.name}: {len(older)} complete {noun} ({', '.join(older[:3])}"
+            f"{spec.name}: {counted(len(older), 'complete cell')} ({', '.join(older[:3])}"
             f"{', ...' if len(older) > 3 else ''}) were computed by an older revision of "
             "their method and kept; this code's rows may differ (run into a new --out)"
         )
@@ -484,12 +491,8 @@ def run_locked(
         rows_done += expected[key]
         if ok:
             sd.commit(cell, result, wall_s)
-            line = f"[{len(sd.done)}/{total}] {key}: {len(result)} rows in {wall_s:.1f} s"
-            if clock := stopped_by_clock(result):
-                line += (
-                    f"; {_steps(clock, spec.kind)} stopped by a wall-clock limit (may not repeat)"
-                )
-            log(line)
+            note = clock_note(stopped_by_clock(result), spec.kind)
+            log(f"[{len(sd.done)}/{total}] {key}: {len(result)} rows in {wall_s:.1f} s{note}")
         else:
             failed[key] = str(result)
             log(f"[failed] {key}: {result}")
@@ -571,16 +574,6 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
-
-
-def _steps(n: int, kind: str) -> str:
-    """The count and its noun: a solve study's rows are solves, the others' steps."""
-    return f"{n} {'solve' if kind == 'solve' else 'step'}" + ("" if n == 1 else "s")
-
-
-def _cells(n: int, kind: str = "") -> str:
-    """The count and its noun: 1 cell, 8 unchanged cells (``kind``: "unchanged ")."""
-    return f"{n} {kind}cell" + ("" if n == 1 else "s")
 
 
 def _raised_nets(

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from dtasm_opt.core.wording import counted
 from dtasm_opt.errors import InputError
-from dtasm_opt.studies.cells import PartialFile, expected_rows, stopped_by_clock
+from dtasm_opt.studies.cells import PartialFile, clock_note, expected_rows, stopped_by_clock
 from dtasm_opt.studies.runner import cell_file, ledger_entries, partial_file, spec_of_folder
 from dtasm_opt.studies.spec import Cell, Spec, fills_stage2
 
@@ -192,12 +193,9 @@ def format_status(st: StudyStatus, now: float | None = None) -> str:
         line = f"{label}: {p.rows:,} of {p.expected:,} rows"
         if p.exact and p.rows:
             line += f"; load stage proven on {p.load:,}, tie-break on {p.tie_break:,}"
-        if p.clock:  # a safety net that binds: the row depends on the machine's load
-            noun = ("solve" if st.kind == "solve" else "step") + ("" if p.clock == 1 else "s")
-            line += f"; {p.clock} {noun} stopped by a wall-clock limit (may not repeat)"
+        line += clock_note(p.clock, st.kind)  # a safety net that bound: the machine's load
         if p.older:  # this code's rows may differ (docs/design.md, "Across machines")
-            noun = "cell" if p.older == 1 else "cells"
-            line += f"; {p.older} complete {noun} from an older revision of the method"
+            line += f"; {counted(p.older, 'complete cell')} from an older revision of the method"
         lines.append(line)
     return "\n".join(lines)
 
