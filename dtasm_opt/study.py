@@ -11,7 +11,7 @@ folder). DIR (default ``runs/<name>/``, or ``runs/<name>-quick/`` with ``--quick
 shipped results under ``studies/`` are rewritten only when ``--out`` names them) receives
 ``results.csv`` (tidy: one row per cell and step), ``manifest.json``, ``summary.md`` and PNG
 plots. Rerunning the same command after an interruption resumes it: completed cells are
-kept, never recomputed (see :mod:`dtasm_opt.studies.runner`). ``--report-only`` redraws the
+kept, never recomputed (see :mod:`dtasm_opt.studies.folder`). ``--report-only`` redraws the
 summary and plots from the CSV. Specs: :mod:`dtasm_opt.studies.spec`.
 """
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from dtasm_opt.core.wording import counted
 from dtasm_opt.errors import InputError
 from dtasm_opt.studies.cells import PartialFile, clock_note, expected_rows, stopped_by_clock
-from dtasm_opt.studies.runner import cell_file, ledger_entries, partial_file, spec_of_folder
+from dtasm_opt.studies.folder import cell_file, ledger_entries, partial_file, spec_of_folder
 from dtasm_opt.studies.spec import Cell, Spec, fills_stage2
 
 

@@ -16,7 +16,8 @@ from tiny_study import N_CELLS, ROOT, TINY, quiet, rows_of, write
 
 from dtasm_opt.core.records import TIMING_COLUMNS
 from dtasm_opt.errors import InputError
-from dtasm_opt.studies.runner import StudyDir, run_study
+from dtasm_opt.studies.folder import StudyDir
+from dtasm_opt.studies.runner import run_study
 from dtasm_opt.studies.spec import load
 
 
@@ -130,7 +131,7 @@ def test_an_interrupted_rollout_cell_continues_from_its_partial_file(tmp_path, m
     as it goes; run again, it continues from there and ends with the rows of an uninterrupted
     run. A file of another cell is ignored, a damaged one named."""
     from dtasm_opt.studies import cells
-    from dtasm_opt.studies.runner import partial_file
+    from dtasm_opt.studies.folder import partial_file
 
     monkeypatch.setattr(cells, "PARTIAL_S", 0.0)  # save after every step
     spec = load(write(tmp_path, TINY.replace("steps = 5", "steps = 40")))
@@ -155,7 +156,7 @@ def test_an_interrupted_rollout_cell_continues_from_its_partial_file(tmp_path, m
 
 def test_a_study_resumes_a_cell_from_its_partial_file_and_removes_it(tmp_path, monkeypatch):
     from dtasm_opt.studies import cells
-    from dtasm_opt.studies.runner import partial_file
+    from dtasm_opt.studies.folder import partial_file
 
     monkeypatch.setattr(cells, "PARTIAL_S", 0.0)
     spec = load(write(tmp_path, TINY.replace("steps = 5", "steps = 30")))

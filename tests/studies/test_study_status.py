@@ -17,7 +17,7 @@ from tiny_study import write
 from dtasm_opt import study
 from dtasm_opt.solvers import registry
 from dtasm_opt.studies.cells import PARTIAL_FORMAT
-from dtasm_opt.studies.runner import cell_file, partial_file
+from dtasm_opt.studies.folder import cell_file, partial_file
 from dtasm_opt.studies.spec import load
 from dtasm_opt.studies.status import CellProgress, StudyStatus, format_status, read_status
 
