@@ -66,16 +66,12 @@ def _certified(doc: object) -> list[str]:
             how = (
                 f"a tree of {len(part['tree'])} nodes"
                 if isinstance(part.get("tree"), list)
-                else f"its multipliers and {_sets(len(part['cloud_sets']))}"
+                else f"its multipliers and {counted(len(part['cloud_sets']), 'refuted cloud set')}"
                 if isinstance(part.get("cloud_sets"), list)
                 else "its multipliers"
             )
             out.append(f"certificate: {what} proven optimal (recomputed from {how})")
     return out
-
-
-def _sets(n: int) -> str:
-    return counted(n, "refuted cloud set")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
