@@ -25,6 +25,7 @@ from pathlib import Path
 
 from dtasm_opt import cli
 from dtasm_opt.core.limits import MAX_THREADS
+from dtasm_opt.core.wording import counted
 from dtasm_opt.errors import InputError
 from dtasm_opt.studies import plots, report
 from dtasm_opt.studies.runner import BACKENDS, check_run, lock_folder, run_locked
@@ -143,12 +144,11 @@ def _main(argv: Sequence[str] | None) -> int:
 def _run_and_report(spec, out: Path, args) -> int:
     run = None
     if not args.report_only:
-        cells = len(spec.cells())
-        plural = "s" if args.workers != 1 else ""
+        cells = counted(len(spec.cells()), "cell")
         workers = (
-            f"a Ray cluster at {args.address}" if args.address else f"{args.workers} worker{plural}"
+            f"a Ray cluster at {args.address}" if args.address else counted(args.workers, "worker")
         )
-        cli.say(args, f"{spec.name}: {cells} cells -> {out} ({args.backend}, {workers})")
+        cli.say(args, f"{spec.name}: {cells} -> {out} ({args.backend}, {workers})")
         bar = cli.progress_bar(args, "row")
         try:
             run = run_locked(

@@ -488,6 +488,15 @@ def test_reuse_says_one_cell_in_the_singular(tmp_path, capsys):
     assert "1 cell taken from the first steps of" in capsys.readouterr().err  # milp, seed 1
 
 
+def test_a_one_cell_study_says_cell_and_worker_in_the_singular(tmp_path, capsys):
+    one = LONG.replace("seeds = [1, 2]", "seeds = [1]").replace(
+        '["milp", "nearest", "hindsight-bound"]', '["nearest"]'
+    )
+    one = one.split("[method.hindsight-bound]")[0]
+    assert study.main([str(write(tmp_path, one, "one.toml")), "--out", str(tmp_path / "o")]) == 0
+    assert f"long: 1 cell -> {tmp_path / 'o'} (local, 1 worker)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("edit", "why"),
     [
