@@ -13,7 +13,12 @@ admitted candidate.
 
 The DP is compiled with numba, its table swept in vectorised chunks (``DP_CHUNK``): one ES's
 table in a (200, 8) tie-break's tree (median 86 candidates, 66,000 grid units) takes 1.6 ms,
-against 3.8 ms cell by cell (the same floats) and more as numpy row operations.
+against 3.8 ms cell by cell (the same floats) and more as numpy row operations. It sweeps
+only the cells that can change what is read: none above the units of the items so far (they
+all hold those items' sum), none below what later items and the caller read (``lowest``:
+the penalties read only the cells a forced item leaves). On 4,000 tables of a tree at
+(200, 8) that is 26 % fewer cells, and with a max where a select became a masked store, 1.7-1.9
+times faster on an AMD EPYC, every cell read and every subset the same to the last bit.
 
 Where only the best value and one subset reaching it are needed (every round of the ascent and
 of column generation), :func:`best_value` first runs a branch and bound on the same grid problem
@@ -106,23 +111,38 @@ def _took(n: int, cells: int) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _best_subset(units, values, capacity, took):  # pragma: no cover - compiled
+def _best_subset(units, values, capacity, lowest, took):  # pragma: no cover - compiled
     n = units.shape[0]
-    best = np.zeros(capacity + 1)
+    # prefix[i]: the units of items 0..i (capped just above the capacity). Every cell from
+    # there up holds the same value after item i: the DP's float sum of all of them (by
+    # induction: such a cell and the one w below it both held the sum before item i), and
+    # every such cell took item i, or none did (sat[i]). So those cells are not swept.
+    prefix = np.empty(n, np.int64)
+    sat = np.empty(n, np.bool_)
+    # need[i]: the lowest cell of row i that anything after it reads (a later item reads
+    # w below its own cells, and the caller reads nothing below ``lowest``)
+    need = np.empty(n, np.int64)
+    above = 0
+    for i in range(n - 1, -1, -1):
+        need[i] = max(lowest - above, 0)
+        above = min(above + units[i], capacity + 1)
+    best = np.empty(capacity + 1)
     buffer = np.empty(DP_CHUNK)
+    reach, total = 0, 0.0  # the cells from ``reach`` up hold ``total`` (not yet written)
     for i in range(n):
         w = units[i]
         v = values[i]
         row = took[i]
-        below = row[: min(w, capacity + 1)]  # cells the item cannot reach: not taken
-        for j in range(below.shape[0]):
-            below[j] = 0
+        top = min(reach + w, capacity + 1)  # cells from here up are saturated after item i
+        for c in range(reach, top):  # cells the item may change, saturated until now
+            best[c] = total
         # 0-1 knapsack: cell c takes best[c - w] + v from before this item. Chunks go from the
         # top down and each reads its candidates before it writes, so every cell it reads
         # (w below its own) still holds its value from before this item.
-        hi = capacity
-        while hi >= w:
-            lo = max(w, hi - DP_CHUNK + 1)
+        bottom = max(w, need[i])
+        hi = top - 1
+        while hi >= bottom:
+            lo = max(bottom, hi - DP_CHUNK + 1)
             k = hi - lo + 1
             # Views indexed by a range's counter: no negative-index wrap test in the loops,
             # which is what lets them vectorise.
@@ -134,26 +154,41 @@ def _best_subset(units, values, capacity, took):  # pragma: no cover - compiled
             for j in range(k):
                 old = target[j]
                 candidate = buffer[j]
-                better = candidate > old
-                target[j] = candidate if better else old
-                marks[j] = np.uint8(1) if better else np.uint8(0)
+                marks[j] = np.uint8(1) if candidate > old else np.uint8(0)
+                # max, not "candidate if better else old": LLVM makes that a masked store
+                # (vmaskmovpd), microcoded on AMD's cores; the cells are finite and never -0.0,
+                # so max keeps the same bits (docs/exact.md: 1.2-1.3 times faster on the EPYC)
+                target[j] = max(old, candidate)
             hi = lo - 1
+        candidate = total + v
+        sat[i] = candidate > total
+        if sat[i]:
+            total = candidate
+        reach = top
+        prefix[i] = top
+    for c in range(reach, capacity + 1):
+        best[c] = total
+    for c in range(min(lowest, capacity + 1)):
+        best[c] = np.nan  # never computed exactly: nobody may read it
     chosen = np.zeros(n, np.bool_)
     c = capacity
     for i in range(n - 1, -1, -1):
-        if took[i, c]:
+        if c < units[i]:
+            continue
+        if (sat[i] if c >= prefix[i] else took[i, c]) != 0:
             chosen[i] = True
             c -= units[i]
     return best, chosen
 
 
 def best_subset(
-    units: np.ndarray, values: np.ndarray, capacity: int
+    units: np.ndarray, values: np.ndarray, capacity: int, lowest: int = 0
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """(max sum of values, the mask reaching it, the table) over subsets with sum(units) <=
-    capacity; table[c] is the best value within c units (c = 0..capacity), which bounds what
-    is left for the others when one item is forced in. Items with a value <= 0 are never
-    taken; items heavier than the capacity never fit."""
+    capacity; table[c] is the best value within c units (c = lowest..capacity; NaN below
+    ``lowest``, which the DP need not fill), which bounds what is left for the others when
+    one item is forced in. Items with a value <= 0 are never taken; items heavier than the
+    capacity never fit."""
     if capacity > MAX_TABLE_UNITS:
         raise ValueError(f"a DP table of {capacity} units is too large: use a coarser grid")
     take = (values > 0) & (units <= capacity)
@@ -165,6 +200,7 @@ def best_subset(
         np.ascontiguousarray(units[idx], dtype=np.int64),
         np.ascontiguousarray(values[idx], dtype=np.float64),
         int(capacity),
+        int(max(lowest, 0)),
         _took(idx.size, int(capacity) + 1),
     )
     chosen[idx[sub]] = True

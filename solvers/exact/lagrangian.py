@@ -146,7 +146,9 @@ class StageDual:
             values = lam[self._user[ks]] - self.cost[ks]  # type: ignore[attr-defined]
             cap = self._caps[h]  # type: ignore[attr-defined]
             if penalties:  # the DP's table bounds each forced pair's knapsack
-                value, chosen, table = best_subset(units, values, cap)
+                fits = units[units <= cap]  # only cap - units is read: the DP fills no lower
+                lowest = cap - int(fits.max()) if fits.size else cap
+                value, chosen, table = best_subset(units, values, cap, lowest)
             else:  # the value alone: branch and bound first, far faster here
                 value, chosen = best_value(units, values, cap)
             best += value

@@ -93,21 +93,42 @@ def _cell_by_cell(units, values, cap):
     return np.array(best), chosen
 
 
-@settings(max_examples=100, deadline=None)
-@given(seed=SEEDS, n=st.integers(1, 12), ties=st.booleans())
-def test_chunked_dp_is_the_cell_by_cell_loop_to_the_last_bit(seed: int, n: int, ties: bool):
-    """The DP sweeps its table in vectorised chunks; it must give the very table and subset
-    of the plain loop (a changed bit could change a penalty, hence a decision): weights from
-    0 to twice a chunk, capacities over several chunks, and whole-number values whose sums
-    tie often (the loop keeps the earlier subset on a tie)."""
+@settings(max_examples=150, deadline=None)
+@given(seed=SEEDS, n=st.integers(1, 12), ties=st.booleans(), trim=st.booleans())
+def test_chunked_dp_is_the_cell_by_cell_loop_to_the_last_bit(
+    seed: int, n: int, ties: bool, trim: bool
+):
+    """The DP sweeps its table in vectorised chunks, skips the cells that every item so far
+    fits (they hold the sum of all), and with ``lowest`` the cells no later read needs; it
+    must give the very table (from ``lowest`` up) and subset of the plain loop (a changed bit
+    could change a penalty, hence a decision): weights from 0 to twice a chunk, capacities
+    over several chunks, and whole-number values whose sums tie often (the loop keeps the
+    earlier subset on a tie)."""
     rng = np.random.default_rng(seed)
     units = rng.integers(0, 2 * DP_CHUNK, size=n)
     values = rng.integers(-2, 6, size=n).astype(float) if ties else rng.normal(1.0, 1.0, n)
     cap = int(rng.integers(0, 3 * DP_CHUNK))
-    _, chosen, table = best_subset(units, values, cap)
+    lowest = int(rng.integers(0, cap + 1)) if trim else 0
+    _, chosen, table = best_subset(units, values, cap, lowest)
     want_table, want_chosen = _cell_by_cell(units, values, cap)
-    assert np.array_equal(table, want_table)  # exact: no tolerance
+    assert np.array_equal(table[lowest:], want_table[lowest:])  # exact: no tolerance
+    if ((values > 0) & (units <= cap)).any():  # else no DP: a table of zeros, exact
+        assert np.isnan(table[:lowest]).all()  # never computed, so never readable
     assert np.array_equal(chosen, want_chosen)
+
+
+def test_the_dp_keeps_a_sum_that_absorbs_an_item_as_the_loop_does() -> None:
+    """Where every item so far fits, the DP writes no cell: it keeps their float sum, and
+    whether the next item raised it. An item too small to change that sum (1.0 after 1e17)
+    is taken by no such cell, in the loop as here, and the subset must say so."""
+    units = np.array([3, 2, 4, 1])
+    values = np.array([1e17, 1.0, 5.0, 1e17])
+    for cap in (0, 3, 5, 9, 10, 12):
+        for lowest in (0, cap // 2, cap):
+            value, chosen, table = best_subset(units, values, cap, lowest)
+            want_table, want_chosen = _cell_by_cell(units, values, cap)
+            assert np.array_equal(table[lowest:], want_table[lowest:])
+            assert np.array_equal(chosen, want_chosen) and value == want_table[cap]
 
 
 def test_the_dps_record_reuses_one_buffer_up_to_its_cap() -> None:
