@@ -246,14 +246,16 @@ def _branch_and_bound(units, values, capacity, node_limit):  # pragma: no cover 
             room -= w[j]
             bound += v[j]
             j += 1
+        filled, stop = bound, j  # the items from i that fit in turn, and their value
         if j < n and w[j] > 0:
             bound += room * (v[j] / w[j])
         if bound > best:
-            while i < n and w[i] <= capacity - used:  # forward: take while they fit
-                x[i] = True
-                used += w[i]
-                value += v[i]
-                i += 1
+            # forward: take while they fit, the very items (and sums) the bound just took
+            for t in range(i, stop):
+                x[t] = True
+            used = capacity - room
+            value = filled
+            i = stop
             if i < n:  # item i does not fit: its "out" branch, then bound again
                 x[i] = False
                 i += 1
