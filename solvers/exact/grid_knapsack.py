@@ -292,7 +292,8 @@ def best_value(
     best, chosen = _search(units, values, capacity, node_limit)
     if best < 0.0:
         factor = -(-int(capacity) // DP_MAX_UNITS)  # the least that fits the table
-        best, chosen, _ = best_subset(units // factor, values, int(capacity) // factor)
+        coarse = int(capacity) // factor  # only its best value and subset: no lower cell
+        best, chosen, _ = best_subset(units // factor, values, coarse, lowest=coarse)
     return best, chosen
 
 

@@ -146,16 +146,16 @@ class StageDual:
             values = lam[self._user[ks]] - self.cost[ks]  # type: ignore[attr-defined]
             cap = self._caps[h]  # type: ignore[attr-defined]
             if penalties:  # the DP's table bounds each forced pair's knapsack
-                fits = units[units <= cap]  # only cap - units is read: the DP fills no lower
-                lowest = cap - int(fits.max()) if fits.size else cap
+                fit = units <= cap
+                # only cap - units of the pairs that fit is read: the DP fills no lower
+                lowest = cap - int(units[fit].max()) if fit.any() else cap
                 value, chosen, table = best_subset(units, values, cap, lowest)
+                rest = np.where(fit, table[np.clip(cap - units, 0, cap)], -np.inf)
+                penalty[ks] = value - np.minimum(value, values + rest)
             else:  # the value alone: branch and bound first, far faster here
                 value, chosen = best_value(units, values, cap)
             best += value
             picked[ks[chosen]] = True
-            if penalties:
-                rest = np.where(units <= cap, table[np.clip(cap - units, 0, cap)], -np.inf)
-                penalty[ks] = value - np.minimum(value, values + rest)
         return self.const + float(lam[self.rows].sum()) - best, picked, penalty
 
     def taken(self, picked: np.ndarray) -> np.ndarray:
