@@ -59,20 +59,35 @@ def test_reuse_pads_stage2_columns_for_methods_without_a_tie_break(tmp_path, cap
     ).read_bytes().count(b"\n")
 
 
-def test_reuse_takes_each_cell_from_the_first_folder_that_has_it(tmp_path, capsys):
-    """Two earlier folders, each holding some cells: together they complete the study."""
-    methods = '["nearest", "danearest"]'
-    spec = write(tmp_path, TINY.replace(BASELINES, methods), "s.toml")
-    first = write(tmp_path, TINY.replace(BASELINES, '["nearest"]'), "a.toml")
-    second = write(tmp_path, TINY.replace(BASELINES, '["danearest"]'), "b.toml")
-    a, b, new = tmp_path / "a", tmp_path / "b", tmp_path / "new"
-    for path, out in ((first, a), (second, b)):
+@pytest.mark.parametrize(
+    "was, part_a, part_b",
+    [
+        ('methods = ["nearest", "danearest"]', 'methods = ["nearest"]', 'methods = ["danearest"]'),
+        ("seeds = [1, 2]", "seeds = [1]", "seeds = [2]"),
+        ("values = [0.8, 1.2]", "values = [0.8]", "values = [1.2]"),
+    ],
+    ids=["methods", "seeds", "sweep values"],
+)
+def test_reuse_takes_each_cell_from_the_first_folder_that_has_it(
+    tmp_path, capsys, was, part_a, part_b
+):
+    """A study split in two by methods, seeds or sweep values (each part its own spec and
+    folder, run apart: on two machines, say), then put together by two `--reuse`: every cell
+    is taken, none is run again, and the rows equal one run of the whole spec."""
+    whole = TINY.replace(BASELINES, '["nearest", "danearest"]')
+    spec = write(tmp_path, whole, "s.toml")
+    a, b, new, fresh = (tmp_path / d for d in ("a", "b", "new", "fresh"))
+    assert whole.count(was) == 1
+    for part, out in ((part_a, a), (part_b, b)):
+        path = write(tmp_path, whole.replace(was, part), f"{out.name}.toml")
         assert study.main([str(path), "--out", str(out), "--quiet"]) == 0
     capsys.readouterr()
     args = [str(spec), "--out", str(new), "--reuse", str(a), "--reuse", str(b)]
     assert study.main(args) == 0
     err = capsys.readouterr().err
     assert "4 unchanged cells taken from" in err and "8 of 8 cells already complete" in err
+    assert study.main([str(spec), "--out", str(fresh), "--quiet"]) == 0
+    assert rows_of(new / "results.csv") == rows_of(fresh / "results.csv")
 
 
 def test_no_cell_of_another_revision_is_reused_or_resumed(tmp_path, capsys, monkeypatch):
