@@ -114,7 +114,7 @@ def test_sb3_models_in_a_rollout_beside_milp(trained, tmp_path, capsys):
 def test_an_sb3_model_in_a_study_spec(trained, tmp_path):
     models, _, _ = trained
     spec = small_spec(tmp_path, "sb3", [f"sb3:{models['ppo']}", "danearest"], steps=5)
-    assert study.main([str(spec), "--out", str(tmp_path / "st")]) == 0
+    assert study.main([str(spec), "--out", str(tmp_path / "st"), "--no-plots"]) == 0
     rows = records.read_rows(tmp_path / "st" / "results.csv")
     assert sum(r["method"].startswith("sb3:") for r in rows) == 2 * 5
 
@@ -202,7 +202,7 @@ def test_a_python_policy_in_solve_rollout_and_a_study(user_module, tmp_path, cap
         assert float(r["cloud_load_bytes"]) == o.cloud_load_bytes
         server = o.final_server
     spec = small_spec(tmp_path, "mine", [user_module, "nearest"], steps=4)
-    assert study.main([str(spec), "--out", str(tmp_path / "st")]) == 0
+    assert study.main([str(spec), "--out", str(tmp_path / "st"), "--no-plots"]) == 0
     mine = [r for r in records.read_rows(tmp_path / "st" / "results.csv")
             if r["method"] == user_module]  # fmt: skip
     assert len(mine) == 2 * 4

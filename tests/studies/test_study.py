@@ -38,6 +38,27 @@ def test_spec_runs_end_to_end(tmp_path):
     assert "| 1.2 | danearest | 2 | 3 |" in summary
 
 
+def test_no_plots_writes_results_and_summary_and_report_only_draws_them(tmp_path, capsys):
+    """`--no-plots` (a part of a split study, a headless run) leaves the figures out and
+    says so; `--report-only` then draws the very figures a plain run draws."""
+    out, plain = tmp_path / "out", tmp_path / "plain"
+    spec = str(write(tmp_path, TINY.replace(BASELINES, '["nearest"]')))
+    assert study.main([spec, "--out", str(out), "--no-plots"]) == 0
+    assert "no plots: --report-only draws them" in capsys.readouterr().err
+    assert (out / "summary.md").stat().st_size > 0 and not list(out.glob("*.png"))
+    assert study.main([spec, "--out", str(out), "--report-only", "--quiet"]) == 0
+    assert study.main([spec, "--out", str(plain), "--quiet"]) == 0
+    drawn = sorted(p.name for p in out.glob("*.png"))
+    assert (
+        drawn
+        == sorted(p.name for p in plain.glob("*.png"))
+        == [
+            "sweep.png",
+            "users_on_edge.png",
+        ]
+    )
+
+
 def test_same_seed_same_rows_and_rerun_skips_completed_cells(tmp_path):
     spec = load(write(tmp_path, TINY))
     a = run_study(spec, tmp_path / "a", log=quiet)
@@ -62,7 +83,7 @@ def test_ray_backend_gives_the_local_rows(tmp_path):
 
 def test_changed_spec_is_refused_in_the_same_folder(tmp_path, capsys):
     out = tmp_path / "out"
-    assert study.main([str(write(tmp_path, TINY)), "--out", str(out)]) == 0
+    assert study.main([str(write(tmp_path, TINY)), "--out", str(out), "--no-plots"]) == 0
     other = write(tmp_path, TINY.replace("seeds = [1, 2]", "seeds = [1, 3]"), "other.toml")
     capsys.readouterr()
     assert study.main([str(other), "--out", str(out)]) == 2
@@ -95,7 +116,7 @@ values = [[10, 2], [16, 3]]
         BASELINES, '["nearest", "milp"]'
     )
     out = tmp_path / "gap"
-    assert study.main([str(write(tmp_path, gap, "gap.toml")), "--out", str(out)]) == 0
+    assert study.main([str(write(tmp_path, gap, "gap.toml")), "--out", str(out), "--no-plots"]) == 0
     rows = rows_of(out / "results.csv")
     assert len(rows) == 2 * 2 * 2 * 4
     for r in rows:  # the step optimum from the method's own state is <= its load
@@ -248,7 +269,7 @@ def test_a_shipped_spec_runs_by_name_from_any_folder_into_runs(tmp_path, monkeyp
     assert all(name in listed for name in ("fig6_users", "gap", "solver_scaling"))
     tiny = write(tmp_path, TINY, "tiny.toml")
     monkeypatch.setattr(study, "shipped_specs", lambda: {"tiny": tiny})
-    assert study.main(["tiny", "--quiet"]) == 0
+    assert study.main(["tiny", "--quiet", "--no-plots"]) == 0
     assert (tmp_path / "runs" / "tiny" / "results.csv").exists()
     assert study.main(["no_such_study"]) == 2
     assert "shipped:" in capsys.readouterr().err
@@ -297,7 +318,7 @@ def test_exact_cells_stopped_by_work_limits_repeat_row_for_row(tmp_path):
     runs = []
     for workers in ("1", "2"):
         out = tmp_path / f"run{workers}"
-        args = [str(spec), "--out", str(out), "--workers", workers, "--quiet"]
+        args = [str(spec), "--out", str(out), "--workers", workers, "--quiet", "--no-plots"]
         assert study.main(args) == 0
         runs.append(rows_of(out / "results.csv"))
     assert runs[0] == runs[1]
@@ -318,7 +339,7 @@ def test_stage2_columns_carry_each_exact_methods_tie_break(tmp_path):
         .replace("users = 20", "users = 45")  # later steps that need migrations
     )
     out = tmp_path / "out"
-    assert study.main([str(write(tmp_path, text)), "--out", str(out), "--quiet"]) == 0
+    assert study.main([str(write(tmp_path, text)), "--out", str(out), "--quiet", "--no-plots"]) == 0
     rows = rows_of(out / "results.csv")
     assert set(STAGE2_COLUMNS) <= set(rows[0])
     for r in rows:
@@ -346,5 +367,6 @@ def test_a_one_cell_study_says_cell_and_worker_in_the_singular(tmp_path, capsys)
         '[study]\nname = "one"\nmethods = ["nearest"]\nseeds = [1]\nsteps = 8\nlast = 3\n'
         "[scenario]\nusers = 30\nservers = 3\nxi = 1.2\n"
     )
-    assert study.main([str(write(tmp_path, one, "one.toml")), "--out", str(tmp_path / "o")]) == 0
+    args = [str(write(tmp_path, one, "one.toml")), "--out", str(tmp_path / "o"), "--no-plots"]
+    assert study.main(args) == 0
     assert f"one: 1 cell -> {tmp_path / 'o'} (local, 1 worker)" in capsys.readouterr().err

@@ -42,7 +42,7 @@ def finished(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("status")
     spec = write(tmp, SPEC)
     out = tmp / "out"
-    assert study.main([str(spec), "--out", str(out), "--quiet"]) == 0
+    assert study.main([str(spec), "--out", str(out), "--quiet", "--no-plots"]) == 0
     return spec, out
 
 
@@ -75,7 +75,7 @@ def test_steps_a_wall_clock_limit_stopped_are_counted(tmp_path, capsys):
                  + "\n[method.milp]\ntime_limit_s = 1e-6\n")  # fmt: skip
     out = tmp_path / "out"
     capsys.readouterr()
-    assert study.main([str(spec), "--out", str(out)]) == 0
+    assert study.main([str(spec), "--out", str(out), "--no-plots"]) == 0
     with open(out / "results.csv", newline="") as fh:
         stopped = sum("time_limit" in (r["status"], r["stage2_status"]) for r in csv.DictReader(fh))
     assert 1 < stopped <= 5  # a step that HiGHS's presolve settles is not stopped
