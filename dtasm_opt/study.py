@@ -180,7 +180,7 @@ def _run_and_report(spec, out: Path, args) -> int:
     made = [] if args.no_plots else plots.write_plots(spec, results, out)
     cli.say(args, text)
     if args.no_plots:  # any figures already there are an earlier run's
-        drawn = " (no plots: --report-only draws them)"
+        drawn = " (no plots" + ("" if args.report_only else ": --report-only draws them") + ")"
     else:
         drawn = f" and {', '.join(p.name for p in made)}"
     cli.say(args, f"wrote {out / 'summary.md'}{drawn}")
