@@ -17,23 +17,24 @@ from dtasm_opt.solvers import registry
 from dtasm_opt.studies.spec import load
 
 
+def run(spec, out, *flags: str) -> int:
+    """``study SPEC --out OUT FLAGS --no-plots``: these tests check rows and ledgers, and the
+    figures are most of a tiny study's time."""
+    return study.main([str(spec), "--out", str(out), *flags, "--no-plots"])
+
+
 def test_reuse_recomputes_only_the_cells_of_an_edited_method(tmp_path, capsys):
     """After an edit of one method's table, `--reuse OLD` copies every other cell from the
     old folder; the result equals a fresh run of the edited spec."""
     before = TINY.replace(BASELINES, '["nearest", "danearest", "milp"]')
     after = before + "\n[method.milp]\nnode_limit = 1\ntime_limit_s = 60.0\n"
     old, new, fresh = tmp_path / "old", tmp_path / "new", tmp_path / "fresh"
-    assert (
-        study.main(
-            [str(write(tmp_path, before, "a.toml")), "--out", str(old), "--quiet", "--no-plots"]
-        )
-        == 0
-    )
+    assert run(write(tmp_path, before, "a.toml"), old, "--quiet") == 0
     spec_after = str(write(tmp_path, after, "b.toml"))
     capsys.readouterr()
-    assert study.main([spec_after, "--out", str(new), "--reuse", str(old), "--no-plots"]) == 0
+    assert run(spec_after, new, "--reuse", str(old)) == 0
     assert "8 unchanged cells taken from" in capsys.readouterr().err  # 2 methods x 2 x 2
-    assert study.main([spec_after, "--out", str(fresh), "--quiet", "--no-plots"]) == 0
+    assert run(spec_after, fresh, "--quiet") == 0
     assert rows_of(new / "results.csv") == rows_of(fresh / "results.csv")
     ledger = [json.loads(line) for line in (new / "cells.jsonl").read_text().splitlines()]
     copied = [e for e in ledger if e.get("adopted_from") == str(old)]
@@ -52,17 +53,12 @@ def test_reuse_pads_stage2_columns_for_methods_without_a_tie_break(tmp_path, cap
     before = TINY.replace(BASELINES, '["nearest", "milp"]')
     after = before.replace("last = 3\n", "last = 3\nstage2_columns = true\n")
     old, new, fresh = tmp_path / "old", tmp_path / "new", tmp_path / "fresh"
-    assert (
-        study.main(
-            [str(write(tmp_path, before, "a.toml")), "--out", str(old), "--quiet", "--no-plots"]
-        )
-        == 0
-    )
+    assert run(write(tmp_path, before, "a.toml"), old, "--quiet") == 0
     spec_after = str(write(tmp_path, after, "b.toml"))
     capsys.readouterr()
-    assert study.main([spec_after, "--out", str(new), "--reuse", str(old), "--no-plots"]) == 0
+    assert run(spec_after, new, "--reuse", str(old)) == 0
     assert "4 unchanged cells taken from" in capsys.readouterr().err  # nearest x 2 x 2
-    assert study.main([spec_after, "--out", str(fresh), "--quiet", "--no-plots"]) == 0
+    assert run(spec_after, fresh, "--quiet") == 0
     assert rows_of(new / "results.csv") == rows_of(fresh / "results.csv")
     assert (new / "results.csv").read_bytes().count(b"\n") == (
         fresh / "results.csv"
@@ -90,13 +86,12 @@ def test_reuse_takes_each_cell_from_the_first_folder_that_has_it(
     assert whole.count(was) == 1
     for part, out in ((part_a, a), (part_b, b)):
         path = write(tmp_path, whole.replace(was, part), f"{out.name}.toml")
-        assert study.main([str(path), "--out", str(out), "--quiet", "--no-plots"]) == 0
+        assert run(path, out, "--quiet") == 0
     capsys.readouterr()
-    args = [str(spec), "--out", str(new), "--reuse", str(a), "--reuse", str(b), "--no-plots"]
-    assert study.main(args) == 0
+    assert run(spec, new, "--reuse", str(a), "--reuse", str(b)) == 0
     err = capsys.readouterr().err
     assert "4 unchanged cells taken from" in err and "8 of 8 cells already complete" in err
-    assert study.main([str(spec), "--out", str(fresh), "--quiet", "--no-plots"]) == 0
+    assert run(spec, fresh, "--quiet") == 0
     assert rows_of(new / "results.csv") == rows_of(fresh / "results.csv")
 
 
@@ -107,7 +102,7 @@ def test_no_cell_of_another_revision_is_reused_or_resumed(tmp_path, capsys, monk
     folder names the complete cells of the older revision that it keeps."""
     spec_path = write(tmp_path, TINY.replace(BASELINES, '["nearest", "danearest"]'), "s.toml")
     old, new = tmp_path / "old", tmp_path / "new"
-    assert study.main([str(spec_path), "--out", str(old), "--quiet", "--no-plots"]) == 0
+    assert run(spec_path, old, "--quiet") == 0
     spec = load(spec_path)
     cell = next(c for c in spec.cells() if c.method == "nearest")
     before = spec.cell_fingerprint(cell)
@@ -115,16 +110,14 @@ def test_no_cell_of_another_revision_is_reused_or_resumed(tmp_path, capsys, monk
     monkeypatch.setitem(registry._BY_NAME, "nearest", bumped)
     assert spec.cell_fingerprint(cell) != before
     capsys.readouterr()
-    assert study.main([str(spec_path), "--out", str(new), "--reuse", str(old), "--no-plots"]) == 0
+    assert run(spec_path, new, "--reuse", str(old)) == 0
     assert "4 unchanged cells taken from" in capsys.readouterr().err  # danearest x 2 x 2
     ledger = [json.loads(line) for line in (new / "cells.jsonl").read_text().splitlines()]
     assert {e["key"].split("|")[0] for e in ledger if "adopted_from" in e} == {"danearest"}
     assert {e.get("revision") for e in ledger if e["key"].startswith("nearest|")} == {1}
     assert {e.get("revision") for e in ledger if e["key"].startswith("danearest|")} == {None}
     assert rows_of(new / "results.csv") == rows_of(old / "results.csv")  # nearest's did not move
-    assert (
-        study.main([str(spec_path), "--out", str(old), "--no-plots"]) == 0
-    )  # resume the old folder
+    assert run(spec_path, old) == 0  # resume the old folder
     assert "4 complete cells (nearest|seed=1|xi=0.8, " in capsys.readouterr().err
 
 
@@ -158,19 +151,14 @@ def test_reuse_takes_an_exact_policys_first_steps_from_another_study(tmp_path, c
     decide each step from its state alone. Its other cells (xi = 0.8, and the heuristic's,
     never taken this way) are computed; the rows equal a fresh run's."""
     old, new, fresh = tmp_path / "old", tmp_path / "new", tmp_path / "fresh"
-    assert (
-        study.main(
-            [str(write(tmp_path, LONG, "long.toml")), "--out", str(old), "--quiet", "--no-plots"]
-        )
-        == 0
-    )
+    assert run(write(tmp_path, LONG, "long.toml"), old, "--quiet") == 0
     spec = str(write(tmp_path, SHORT, "short.toml"))
     capsys.readouterr()
-    assert study.main([spec, "--out", str(new), "--reuse", str(old), "--no-plots"]) == 0
+    assert run(spec, new, "--reuse", str(old)) == 0
     err = capsys.readouterr().err
     assert "0 unchanged cells taken from" in err
     assert "2 cells taken from the first steps of" in err  # milp at xi = 1.2, seeds 1 and 2
-    assert study.main([spec, "--out", str(fresh), "--quiet", "--no-plots"]) == 0
+    assert run(spec, fresh, "--quiet") == 0
     assert rows_of(new / "results.csv") == rows_of(fresh / "results.csv")
     ledger = [json.loads(line) for line in (new / "cells.jsonl").read_text().splitlines()]
     taken = {e["key"]: e for e in ledger if "adopted_cell" in e}
@@ -185,15 +173,10 @@ def test_reuse_says_one_cell_in_the_singular(tmp_path, capsys):
     old, new = tmp_path / "old", tmp_path / "new"
     long = LONG.replace("seeds = [1, 2]", "seeds = [1]")
     assert long != LONG
-    assert (
-        study.main(
-            [str(write(tmp_path, long, "long.toml")), "--out", str(old), "--quiet", "--no-plots"]
-        )
-        == 0
-    )
+    assert run(write(tmp_path, long, "long.toml"), old, "--quiet") == 0
     capsys.readouterr()
     spec = str(write(tmp_path, SHORT, "short.toml"))
-    assert study.main([spec, "--out", str(new), "--reuse", str(old), "--no-plots"]) == 0
+    assert run(spec, new, "--reuse", str(old)) == 0
     assert "1 cell taken from the first steps of" in capsys.readouterr().err  # milp, seed 1
 
 
@@ -209,15 +192,10 @@ def test_reuse_takes_no_first_steps_that_could_differ(tmp_path, capsys, edit, wh
     old, new = tmp_path / "old", tmp_path / "new"
     long = LONG.replace(*edit)
     assert long != LONG, why
-    assert (
-        study.main(
-            [str(write(tmp_path, long, "long.toml")), "--out", str(old), "--quiet", "--no-plots"]
-        )
-        == 0
-    )
+    assert run(write(tmp_path, long, "long.toml"), old, "--quiet") == 0
     capsys.readouterr()
     spec = str(write(tmp_path, SHORT, "short.toml"))
-    assert study.main([spec, "--out", str(new), "--reuse", str(old), "--no-plots"]) == 0
+    assert run(spec, new, "--reuse", str(old)) == 0
     err = capsys.readouterr().err
     assert "taken from the first steps" not in err, why
     assert "8 of 8 cells" not in err
@@ -239,14 +217,14 @@ def test_reuse_takes_first_steps_run_under_a_smaller_time_limit(tmp_path, capsys
     and equal a fresh run's; the ledger names the limits they ran under."""
     old, new, fresh = tmp_path / "old", tmp_path / "new", tmp_path / "fresh"
     long = write(tmp_path, _with_time_limit(LONG, 30.0), "long.toml")
-    assert study.main([str(long), "--out", str(old), "--quiet", "--no-plots"]) == 0
+    assert run(long, old, "--quiet") == 0
     spec = str(write(tmp_path, _with_time_limit(SHORT, 60.0), "short.toml"))
     capsys.readouterr()
-    assert study.main([spec, "--out", str(new), "--reuse", str(old), "--no-plots"]) == 0
+    assert run(spec, new, "--reuse", str(old)) == 0
     err = capsys.readouterr().err
     assert "2 cells taken from the first steps of" in err
     assert "2 of them ran under a smaller time limit" in err
-    assert study.main([spec, "--out", str(fresh), "--quiet", "--no-plots"]) == 0
+    assert run(spec, fresh, "--quiet") == 0
     assert rows_of(new / "results.csv") == rows_of(fresh / "results.csv")
     ledger = [json.loads(line) for line in (new / "cells.jsonl").read_text().splitlines()]
     taken = [e for e in ledger if "adopted_cell" in e]
@@ -266,10 +244,10 @@ def test_reuse_takes_no_first_steps_a_time_limit_may_have_changed(
 ):
     old, new = tmp_path / "old", tmp_path / "new"
     long = write(tmp_path, _with_time_limit(LONG, old_s), "long.toml")
-    assert study.main([str(long), "--out", str(old), "--quiet", "--no-plots"]) == 0
+    assert run(long, old, "--quiet") == 0
     capsys.readouterr()
     spec = str(write(tmp_path, _with_time_limit(SHORT, new_s), "short.toml"))
-    assert study.main([spec, "--out", str(new), "--reuse", str(old), "--no-plots"]) == 0
+    assert run(spec, new, "--reuse", str(old)) == 0
     err = capsys.readouterr().err
     assert "taken from the first steps" not in err, why
     ledger = [json.loads(line) for line in (new / "cells.jsonl").read_text().splitlines()]
