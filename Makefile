@@ -11,7 +11,7 @@ STAGE := build/stage
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=70" wheel
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=77" wheel
 	# The cached CPU build first, so that no range below pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet "torch==2.13.0"
 	$(BIN)/python -m pip install --quiet -e ".[test,ray,bench]"
